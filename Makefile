@@ -1,0 +1,43 @@
+# The one test command: `make test`. As root it first installs, with apt-get,
+# whatever the real-NAT lab (e2e/) needs and the machine lacks.
+GO        ?= go
+LAB_TOOLS := nft:nftables iptables:iptables conntrack:conntrack turnserver:coturn socat:socat
+FUZZTIME  ?= 20s
+
+.PHONY: test deps vet crossbuild unit fuzz bench
+
+test: deps vet crossbuild unit fuzz
+
+# Installs the lab's tools when running as root and any is missing. Not root:
+# says what is missing; the e2e tests then skip (or fail under CI=true).
+deps:
+	@missing=""; for t in $(LAB_TOOLS); do command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else \
+		echo "not installing (needs root and apt-get):$$missing; the e2e lab tests will skip"; \
+	fi
+
+vet:
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+
+crossbuild:
+	@for os in linux darwin windows freebsd; do for arch in amd64 arm64; do \
+		echo "build $$os/$$arch"; GOOS=$$os GOARCH=$$arch $(GO) build ./... || exit 1; \
+	done; done
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Bounded fuzzing of the decoders (a fixed time per target).
+fuzz:
+	@for t in $$($(GO) test -list '^Fuzz' ./rendezvous/ 2>/dev/null | grep '^Fuzz'); do \
+		echo "fuzz $$t for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./rendezvous/ || exit 1; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...

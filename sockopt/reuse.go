@@ -1,0 +1,46 @@
+package sockopt
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+)
+
+// ErrUnsupported is returned by [Control] on systems where a listener and
+// outgoing connections cannot share a local port.
+var ErrUnsupported = errors.New("sockopt: port reuse is not supported on this operating system")
+
+// Control makes the socket behind c reusable: a listener and outgoing
+// connections may then bind the same local address and port. It has the
+// signature of [net.Dialer.Control] and [net.ListenConfig.Control]. Both the
+// error of c.Control and the error of each setsockopt are returned; none is
+// dropped.
+func Control(network, address string, c syscall.RawConn) error {
+	var sockErr error
+	if err := c.Control(func(fd uintptr) { sockErr = setReuse(fd) }); err != nil {
+		return fmt.Errorf("sockopt: reaching socket for %s %s: %w", network, address, err)
+	}
+	if sockErr != nil {
+		return fmt.Errorf("sockopt: %s %s: %w", network, address, sockErr)
+	}
+	return nil
+}
+
+// ListenConfig returns a ListenConfig whose sockets use [Control]. Listening
+// through it (rather than a raw listen(2)) keeps Go's backlog, which follows
+// the kernel's somaxconn.
+func ListenConfig() *net.ListenConfig {
+	return &net.ListenConfig{Control: Control}
+}
+
+// Dialer returns a Dialer that dials from local using [Control], so it may
+// share local with a listener made by [ListenConfig] and with other dialers.
+// A zero port in local lets the kernel choose one.
+func Dialer(local netip.AddrPort) *net.Dialer {
+	return &net.Dialer{
+		LocalAddr: net.TCPAddrFromAddrPort(local),
+		Control:   Control,
+	}
+}

@@ -1,0 +1,30 @@
+package sockopt
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+)
+
+// ErrNoRTT is returned by [RTT] where the kernel does not expose a
+// connection's round-trip time; measure it with a ping instead.
+var ErrNoRTT = errors.New("sockopt: kernel round-trip time is not available on this operating system")
+
+// RTT returns the kernel's smoothed round-trip time of the TCP connection c
+// (a *net.TCPConn, for instance). It is zero until the kernel has a sample.
+func RTT(c syscall.Conn) (time.Duration, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0, fmt.Errorf("sockopt: reading RTT: %w", err)
+	}
+	var rtt time.Duration
+	var sockErr error
+	if err := raw.Control(func(fd uintptr) { rtt, sockErr = kernelRTT(fd) }); err != nil {
+		return 0, fmt.Errorf("sockopt: reading RTT: %w", err)
+	}
+	if sockErr != nil {
+		return 0, fmt.Errorf("sockopt: reading RTT: %w", sockErr)
+	}
+	return rtt, nil
+}
