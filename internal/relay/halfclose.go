@@ -1,0 +1,44 @@
+package relay
+
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+)
+
+// closeWriter is the half-close side of *net.TCPConn and *net.UnixConn
+// (and of punch.Conn, which embeds *net.TCPConn).
+type closeWriter interface {
+	CloseWrite() error
+}
+
+// closeWrite signals EOF to the far end of w while still letting the other
+// direction run. Writers that cannot half-close are closed entirely.
+func closeWrite(w io.Writer) error {
+	switch c := w.(type) {
+	case closeWriter:
+		return c.CloseWrite()
+	case io.Closer:
+		return c.Close()
+	}
+	return nil
+}
+
+// copyHalf copies src to dst, then half-closes dst. A peer that has gone
+// away entirely (EPIPE, ECONNRESET on the write side) is the normal end of a
+// conversation, not a failure of the copy.
+func copyHalf(dst io.Writer, src io.Reader) (int64, error) {
+	n, err := io.Copy(dst, src)
+	cerr := closeWrite(dst)
+	if err == nil && cerr != nil && !isGone(cerr) {
+		err = cerr
+	}
+	return n, err
+}
+
+// isGone reports errors that mean the other end is already closed.
+func isGone(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNRESET)
+}
