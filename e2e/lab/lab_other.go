@@ -1,0 +1,45 @@
+//go:build !linux
+
+package lab
+
+import (
+	"context"
+	"os/exec"
+	"time"
+)
+
+// New fails: the lab needs Linux network namespaces.
+func New(ctx context.Context, opts ...Option) (*Lab, error) { return nil, ErrUnsupported }
+
+// Sweep has nothing to do off Linux.
+func Sweep(ctx context.Context) error { return nil }
+
+func (l *Lab) AddRouter(ctx context.Context, name string, kind NATKind) (*Router, error) {
+	return nil, ErrUnsupported
+}
+
+func (l *Lab) AddRouterBehind(ctx context.Context, name string, kind NATKind, upstream *Router) (*Router, error) {
+	return nil, ErrUnsupported
+}
+
+func (l *Lab) AddPeer(ctx context.Context, name string, r *Router) (*Host, error) {
+	return nil, ErrUnsupported
+}
+
+func (l *Lab) AddPublicHost(ctx context.Context, name string) (*Host, error) {
+	return nil, ErrUnsupported
+}
+
+func (l *Lab) SetDelay(n Node, oneWay time.Duration) error { return ErrUnsupported }
+func (l *Lab) SetLoss(n Node, p float64) error             { return ErrUnsupported }
+func (l *Lab) SetLink(n Node, p LinkParams) error          { return ErrUnsupported }
+func (l *Lab) Close() error                                { return nil }
+
+func (n *node) Do(fn func() error) error { return ErrUnsupported }
+
+// Command returns a command that fails to start with ErrUnsupported.
+func (n *node) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Err = ErrUnsupported
+	return cmd
+}
