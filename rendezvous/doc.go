@@ -1,0 +1,27 @@
+// Package rendezvous lets two peers behind NATs find each other so they can
+// open one direct TCP connection by simultaneous open.
+//
+// A listener (a service behind a NAT) calls [Register] with a name and keeps
+// its control connection open; a dialer calls [Connect] with that name. The
+// [Server] hands each side the other's candidate endpoints (the address it
+// observed first, then the peer's host addresses), a role and a random
+// session tag, and sends both so that they arrive at the same moment. The
+// punch itself is the job of package punch.
+//
+// Every control message is a STUN message (RFC 8489) over TCP: a plain
+// Binding request to a tcpunch server returns the client's mapped address,
+// as any STUN server would, and [MappedAddress] queries any STUN-over-TCP
+// server. docs/PROTOCOL.md specifies the wire protocol.
+//
+// Both clients connect from the peer's reused local port (see package
+// sockopt): the NAT mapping the server observes is the one the punch uses.
+//
+// Do not use this package for:
+//   - relaying data: the server only introduces peers and never carries
+//     their traffic; when a direct connection is impossible (symmetric NATs)
+//     use a relay such as TURN;
+//   - authentication: anyone reaching the server can register a free name
+//     or connect to a registered one. Authenticate the punched connection
+//     end to end, and run a private server for private names;
+//   - UDP: it is TCP only.
+package rendezvous

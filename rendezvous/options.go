@@ -1,0 +1,283 @@
+package rendezvous
+
+import (
+	"log/slog"
+	"time"
+)
+
+// ServerOption configures a [Server] (see [NewServer]).
+type ServerOption interface{ applyServer(*serverConfig) }
+
+// ClientOption configures [Register], [Connect] and [MappedAddress].
+type ClientOption interface{ applyClient(*clientConfig) }
+
+// Option configures both sides; it is a ServerOption and a ClientOption.
+type Option interface {
+	ServerOption
+	ClientOption
+}
+
+type serverOptionFunc func(*serverConfig)
+
+func (f serverOptionFunc) applyServer(c *serverConfig) { f(c) }
+
+type clientOptionFunc func(*clientConfig)
+
+func (f clientOptionFunc) applyClient(c *clientConfig) { f(c) }
+
+type sharedOption struct {
+	server serverOptionFunc
+	client clientOptionFunc
+}
+
+func (o sharedOption) applyServer(c *serverConfig) { o.server(c) }
+func (o sharedOption) applyClient(c *clientConfig) { o.client(c) }
+
+// Defaults. They are tuned for an Internet-facing server: long enough for
+// slow mobile links, short enough that dead peers and slowloris clients are
+// cut within a minute.
+const (
+	DefaultMaxMessageSize  = 2048
+	DefaultMaxNameLength   = 64
+	DefaultMaxCandidates   = 16
+	DefaultMaxConnsPerIP   = 64
+	DefaultMaxConns        = 50000
+	DefaultReadTimeout     = 10 * time.Second
+	DefaultIdleTimeout     = 60 * time.Second
+	DefaultWriteTimeout    = 10 * time.Second
+	DefaultKeepAlive       = 15 * time.Second
+	DefaultPingTimeout     = 2 * time.Second
+	DefaultRequestTimeout  = 15 * time.Second
+	DefaultBackoffMin      = 200 * time.Millisecond
+	DefaultBackoffMax      = 10 * time.Second
+	maxWireMessageSize     = 20 + 0xFFFF // the STUN length field is 16 bits
+	maxClientMessageSize   = maxWireMessageSize
+	goodbyeWriteTimeout    = time.Second
+	defaultNameCharsetDesc = "letters, digits, '.', '_' and '-'"
+)
+
+type serverConfig struct {
+	log           *slog.Logger
+	maxMessage    int
+	maxName       int
+	nameRule      func(string) error
+	maxCands      int
+	maxConnsPerIP int
+	maxConns      int
+	readTimeout   time.Duration
+	idleTimeout   time.Duration
+	writeTimeout  time.Duration
+	keepAlive     time.Duration
+	pingTimeout   time.Duration
+	kernelRTT     bool
+}
+
+func newServerConfig(opts []ServerOption) *serverConfig {
+	c := &serverConfig{
+		log:           slog.New(slog.DiscardHandler),
+		maxMessage:    DefaultMaxMessageSize,
+		maxName:       DefaultMaxNameLength,
+		maxCands:      DefaultMaxCandidates,
+		maxConnsPerIP: DefaultMaxConnsPerIP,
+		maxConns:      DefaultMaxConns,
+		readTimeout:   DefaultReadTimeout,
+		idleTimeout:   DefaultIdleTimeout,
+		writeTimeout:  DefaultWriteTimeout,
+		keepAlive:     DefaultKeepAlive,
+		pingTimeout:   DefaultPingTimeout,
+		kernelRTT:     true,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o.applyServer(c)
+		}
+	}
+	if c.nameRule == nil {
+		c.nameRule = defaultNameRule(c.maxName)
+	}
+	return c
+}
+
+type clientConfig struct {
+	log            *slog.Logger
+	maxMessage     int
+	keepAlive      time.Duration
+	requestTimeout time.Duration
+	backoffMin     time.Duration
+	backoffMax     time.Duration
+}
+
+func newClientConfig(opts []ClientOption) *clientConfig {
+	c := &clientConfig{
+		log:            slog.New(slog.DiscardHandler),
+		maxMessage:     maxClientMessageSize,
+		keepAlive:      DefaultKeepAlive,
+		requestTimeout: DefaultRequestTimeout,
+		backoffMin:     DefaultBackoffMin,
+		backoffMax:     DefaultBackoffMax,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o.applyClient(c)
+		}
+	}
+	return c
+}
+
+// WithLogger sets the logger of a server or a client. The default discards.
+func WithLogger(l *slog.Logger) Option {
+	return sharedOption{
+		server: func(c *serverConfig) {
+			if l != nil {
+				c.log = l
+			}
+		},
+		client: func(c *clientConfig) {
+			if l != nil {
+				c.log = l
+			}
+		},
+	}
+}
+
+// WithMaxMessageSize caps the size of a message read (header included).
+// A bigger message closes the connection. Servers default to
+// DefaultMaxMessageSize; clients accept any STUN message (64 KiB) unless
+// told otherwise. Values are clamped to [20, 65555].
+func WithMaxMessageSize(n int) Option {
+	n = min(max(n, 20), maxWireMessageSize)
+	return sharedOption{
+		server: func(c *serverConfig) { c.maxMessage = n },
+		client: func(c *clientConfig) { c.maxMessage = n },
+	}
+}
+
+// WithKeepAlive sets how often an idle control connection is pinged (a
+// tcpunch Ping request; TCP keepalive uses the same period). A server pings
+// its listeners and dialers; a client pings its server and gives the
+// connection up after three periods without hearing from it.
+func WithKeepAlive(d time.Duration) Option {
+	return sharedOption{
+		server: func(c *serverConfig) {
+			if d > 0 {
+				c.keepAlive = d
+			}
+		},
+		client: func(c *clientConfig) {
+			if d > 0 {
+				c.keepAlive = d
+			}
+		},
+	}
+}
+
+// WithMaxNameLength caps the length of a registered name (default 64).
+func WithMaxNameLength(n int) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) {
+		if n > 0 {
+			c.maxName = min(n, 255)
+		}
+	})
+}
+
+// WithNameValidator replaces the default name rule (1 to the maximum
+// length of letters, digits, '.', '_' and '-'). The returned error's text
+// is sent to the client as the reason of a 400 response.
+func WithNameValidator(f func(name string) error) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.nameRule = f })
+}
+
+// WithMaxCandidates caps the host candidates a client may send (default 16).
+func WithMaxCandidates(n int) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) {
+		if n >= 0 {
+			c.maxCands = n
+		}
+	})
+}
+
+// WithMaxConnsPerIP caps simultaneous connections from one source IP
+// address (default 64). n <= 0 removes the cap.
+func WithMaxConnsPerIP(n int) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.maxConnsPerIP = n })
+}
+
+// WithMaxConns caps simultaneous connections (default 50000). n <= 0 removes
+// the cap.
+func WithMaxConns(n int) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.maxConns = n })
+}
+
+// WithReadTimeout bounds how long a message may take to arrive once its
+// first byte has (so a client dribbling a header is cut), and how long a new
+// connection may wait before its first message (default 10 s).
+func WithReadTimeout(d time.Duration) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) {
+		if d > 0 {
+			c.readTimeout = d
+		}
+	})
+}
+
+// WithIdleTimeout closes a connection from which nothing arrived for d
+// (default 60 s). Live tcpunch clients answer the server's pings, so only
+// dead ones (and silent plain STUN clients) hit it; a dead listener's name
+// is then freed.
+func WithIdleTimeout(d time.Duration) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) {
+		if d > 0 {
+			c.idleTimeout = d
+		}
+	})
+}
+
+// WithWriteTimeout bounds one write to a client (default 10 s): a client
+// that stops reading is cut instead of blocking the server.
+func WithWriteTimeout(d time.Duration) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) {
+		if d > 0 {
+			c.writeTimeout = d
+		}
+	})
+}
+
+// WithPingTimeout bounds the wait for a Ping answer when the server measures
+// a round-trip time itself (default 2 s).
+func WithPingTimeout(d time.Duration) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) {
+		if d > 0 {
+			c.pingTimeout = d
+		}
+	})
+}
+
+// WithKernelRTT chooses whether the synchronized start uses the kernel's
+// smoothed RTT of the control connection (Linux, the default) or always
+// measures it with a Ping. A relay or proxy between server and client hides
+// the real RTT from the kernel; turn this off there.
+func WithKernelRTT(use bool) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.kernelRTT = use })
+}
+
+// WithBackoff sets the reconnection backoff of [Register]: a jittered delay
+// starting near min, doubling per failed attempt, capped at max.
+func WithBackoff(minDelay, maxDelay time.Duration) ClientOption {
+	return clientOptionFunc(func(c *clientConfig) {
+		if minDelay > 0 {
+			c.backoffMin = minDelay
+		}
+		if maxDelay >= c.backoffMin {
+			c.backoffMax = maxDelay
+		}
+	})
+}
+
+// WithRequestTimeout bounds connecting to the server plus one request and
+// its response (default 15 s), on top of the caller's context.
+func WithRequestTimeout(d time.Duration) ClientOption {
+	return clientOptionFunc(func(c *clientConfig) {
+		if d > 0 {
+			c.requestTimeout = d
+		}
+	})
+}

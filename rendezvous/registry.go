@@ -1,0 +1,49 @@
+package rendezvous
+
+import "sync"
+
+// registry maps names to the listener connection holding each. A name is
+// held by one connection at a time and freed when that connection closes.
+//
+// Ownership is by connection only. Authenticated ownership (a key bound to
+// a name) would hook in at claim: the OWNER-PROOF attribute (0x7C05) is
+// reserved for it, and being comprehension-required, it makes today's
+// server refuse with 420 rather than silently ignore a proof.
+type registry struct {
+	mu    sync.Mutex
+	names map[string]*sconn
+}
+
+func newRegistry() *registry { return &registry{names: make(map[string]*sconn)} }
+
+// claim gives name to c unless another connection holds it.
+func (r *registry) claim(name string, c *sconn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cur, ok := r.names[name]; ok && cur != c {
+		return false
+	}
+	r.names[name] = c
+	return true
+}
+
+// release frees name if c still holds it.
+func (r *registry) release(name string, c *sconn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.names[name] == c {
+		delete(r.names, name)
+	}
+}
+
+func (r *registry) lookup(name string) *sconn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.names[name]
+}
+
+func (r *registry) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.names)
+}
