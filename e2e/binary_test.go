@@ -1,0 +1,228 @@
+//go:build linux
+
+package e2e_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// tcpunchBin is the binary under test, built once by TestMain exactly as a
+// user builds it.
+var tcpunchBin string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	// The lab cells wait on timers, delays and timeouts, not on the CPU:
+	// run more of them at once than GOMAXPROCS (the default -parallel)
+	// unless -parallel was given.
+	parallelGiven := false
+	flag.Visit(func(f *flag.Flag) { parallelGiven = parallelGiven || f.Name == "test.parallel" })
+	if !parallelGiven {
+		flag.Set("test.parallel", "8")
+	}
+	if labReady() {
+		sweepStaleLabs() // namespaces of killed earlier runs
+	}
+	dir, err := os.MkdirTemp("", "tcpunch-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	tcpunchBin = filepath.Join(dir, "tcpunch")
+	build := exec.Command("go", "build", "-o", tcpunchBin, "..")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if bin := os.Getenv("TCPUNCH_E2E_BIN"); bin != "" {
+		// A binary built elsewhere (a release build, another GOOS/GOARCH
+		// emulated, ...) instead of building one.
+		tcpunchBin, build = bin, exec.Command("true")
+	}
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building tcpunch:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	w, done := summaryWriter()
+	writeSummary(w)
+	done()
+	if left := leftoverNamespaces(); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: lab namespaces left behind: %s\n", strings.Join(left, " "))
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// proc is a tcpunch process started by a test.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan struct{}
+	err    error
+}
+
+// syncBuffer collects a process's stderr while tests read it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// start runs the binary (prefix, e.g. `ip netns exec NS`, may be empty) and
+// kills it at the end of the test if it is still running.
+func start(t *testing.T, prefix []string, stdin io.Reader, stdout io.Writer, args ...string) *proc {
+	t.Helper()
+	argv := append(append([]string{}, prefix...), append([]string{tcpunchBin}, args...)...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin = stdin
+	cmd.Stdout = stdout
+	p := &proc{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	cmd.Env = append(os.Environ(), "TCPUNCH_RENDEZVOUS=") // tests say where, explicitly
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %v: %v", argv, err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("stderr of %v:\n%s", args, p.stderr.String())
+		}
+	})
+	return p
+}
+
+// wait returns the exit code, failing the test if the process outlives d.
+func (p *proc) wait(d time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		p.cmd.Process.Kill()
+		<-p.done
+		p.t.Fatalf("%v still running after %v; stderr:\n%s", p.cmd.Args, d, p.stderr.String())
+	}
+	if p.err == nil {
+		return 0
+	}
+	if ee, ok := p.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	p.t.Fatalf("%v: %v", p.cmd.Args, p.err)
+	return -1
+}
+
+func (p *proc) signal(s syscall.Signal) { p.cmd.Process.Signal(s) }
+
+// waitStderr waits until stderr matches re and returns the first submatch.
+func (p *proc) waitStderr(re string, d time.Duration) string {
+	p.t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if m := rx.FindStringSubmatch(p.stderr.String()); m != nil {
+			if len(m) > 1 {
+				return m[1]
+			}
+			return m[0]
+		}
+		select {
+		case <-p.done:
+			if m := rx.FindStringSubmatch(p.stderr.String()); m != nil {
+				return m[len(m)-1]
+			}
+			p.t.Fatalf("%v exited before printing %q; stderr:\n%s", p.cmd.Args, re, p.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	p.t.Fatalf("%v did not print %q within %v; stderr:\n%s", p.cmd.Args, re, d, p.stderr.String())
+	return ""
+}
+
+// serve starts `tcpunch serve` on an ephemeral loopback port and returns
+// its address, read from the server's own log line.
+func serve(t *testing.T, prefix []string, listen string) (string, *proc) {
+	t.Helper()
+	p := start(t, prefix, nil, io.Discard, "serve", "--listen", listen)
+	addr := p.waitStderr(`listening.*addr=(\S+)`, 30*time.Second)
+	return addr, p
+}
+
+// reportLine returns the --report json line from stderr.
+func reportLine(t *testing.T, stderr string) string {
+	t.Helper()
+	sc := bufio.NewScanner(strings.NewReader(stderr))
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, "{") {
+			return l
+		}
+	}
+	t.Fatalf("no --report json line in stderr:\n%s", stderr)
+	return ""
+}
+
+func testContext(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// echoUpper is a TCP service behind --forward: it upper-cases what it reads
+// until EOF, then half-closes.
+func echoUpper(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				data, _ := io.ReadAll(c)
+				c.Write(bytes.ToUpper(data))
+				c.(*net.TCPConn).CloseWrite()
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}

@@ -1,0 +1,304 @@
+//go:build linux
+
+package e2e_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// stream is n deterministic pseudo-random bytes.
+func stream(seed byte, n int64) io.Reader {
+	var s [32]byte
+	s[0] = seed
+	return io.LimitReader(rand.NewChaCha8(s), n)
+}
+
+func digest(r io.Reader) [32]byte {
+	h := sha256.New()
+	io.Copy(h, r)
+	var d [32]byte
+	copy(d[:], h.Sum(nil))
+	return d
+}
+
+// hashWriter hashes what a process writes to stdout.
+type hashWriter struct {
+	mu sync.Mutex
+	h  interface {
+		io.Writer
+		Sum([]byte) []byte
+	}
+	n int64
+}
+
+func newHashWriter() *hashWriter { return &hashWriter{h: sha256.New()} }
+
+func (w *hashWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.n += int64(len(p))
+	return w.h.Write(p)
+}
+
+func (w *hashWriter) sum() ([32]byte, int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var d [32]byte
+	copy(d[:], w.h.Sum(nil))
+	return d, w.n
+}
+
+type report struct {
+	Local        string  `json:"local"`
+	Remote       string  `json:"remote"`
+	Method       string  `json:"method"`
+	ElapsedMS    float64 `json:"elapsed_ms"`
+	Attempts     int     `json:"attempts"`
+	SelfConnects int     `json:"self_connects"`
+}
+
+func parseReport(t *testing.T, stderr string) report {
+	t.Helper()
+	var r report
+	line := reportLine(t, stderr)
+	if err := json.Unmarshal([]byte(line), &r); err != nil {
+		t.Fatalf("--report line %q: %v", line, err)
+	}
+	return r
+}
+
+// TestPipeBothWays is nc between two machines: each side's stdin arrives
+// byte-exact on the other's stdout, EOF half-closes, both exit 0.
+func TestPipeBothWays(t *testing.T) {
+	t.Parallel()
+	rv, _ := serve(t, nil, "127.0.0.1:0")
+	const size = 8 << 20
+	lOut, dOut := newHashWriter(), newHashWriter()
+	l := start(t, nil, stream(1, size), lOut, "listen", "-r", rv, "--report", "json", "pipe-both")
+	l.waitStderr(`listening as`, 30*time.Second)
+	d := start(t, nil, stream(2, size), dOut, "dial", "-r", rv, "--report", "json", "pipe-both")
+
+	if code := d.wait(60 * time.Second); code != 0 {
+		t.Fatalf("dial exit %d; stderr:\n%s", code, d.stderr.String())
+	}
+	if code := l.wait(60 * time.Second); code != 0 {
+		t.Fatalf("listen exit %d; stderr:\n%s", code, l.stderr.String())
+	}
+	if got, n := lOut.sum(); got != digest(stream(2, size)) {
+		t.Errorf("listener received %d bytes that differ from the %d the dialer sent", n, size)
+	}
+	if got, n := dOut.sum(); got != digest(stream(1, size)) {
+		t.Errorf("dialer received %d bytes that differ from the %d the listener sent", n, size)
+	}
+	lr, dr := parseReport(t, l.stderr.String()), parseReport(t, d.stderr.String())
+	if lr.Local != dr.Remote || lr.Remote != dr.Local {
+		t.Errorf("reports disagree on the connection: listener %s<->%s, dialer %s<->%s", lr.Local, lr.Remote, dr.Local, dr.Remote)
+	}
+	if dr.Remote == rv || lr.Remote == rv {
+		t.Errorf("a peer's remote is the rendezvous server %s", rv)
+	}
+	for _, r := range []report{lr, dr} {
+		switch r.Method {
+		case "simultaneous-open", "accept", "connect":
+		default:
+			t.Errorf("report method %q", r.Method)
+		}
+		if r.Attempts < 1 || r.ElapsedMS <= 0 || r.SelfConnects != 0 {
+			t.Errorf("report %+v: want attempts ≥ 1, elapsed > 0, no self-connects", r)
+		}
+	}
+	if out := d.stderr.String(); !strings.Contains(out, "connected to") {
+		t.Errorf("dial printed no progress on stderr:\n%s", out)
+	}
+}
+
+// TestPipeOneGiB pushes 1 GiB one way through the binary: the sha256 must
+// match.
+func TestPipeOneGiB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1 GiB transfer; run without -short")
+	}
+	t.Parallel()
+	rv, _ := serve(t, nil, "127.0.0.1:0")
+	const size = 1 << 30
+	out := newHashWriter()
+	l := start(t, nil, strings.NewReader(""), out, "listen", "-r", rv, "gib")
+	l.waitStderr(`listening as`, 30*time.Second)
+	d := start(t, nil, stream(3, size), io.Discard, "dial", "-r", rv, "gib")
+	if code := d.wait(5 * time.Minute); code != 0 {
+		t.Fatalf("dial exit %d", code)
+	}
+	if code := l.wait(time.Minute); code != 0 {
+		t.Fatalf("listen exit %d", code)
+	}
+	if got, n := out.sum(); got != digest(stream(3, size)) {
+		t.Fatalf("received %d bytes, sha256 differs from the 1 GiB sent", n)
+	}
+}
+
+func TestUsageErrorsExit2(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"dial", "somename"},                            // no rendezvous
+		{"dial", "-r", "127.0.0.1:1"},                   // no name
+		{"listen", "-r", "127.0.0.1:1", "--bogus", "x"}, // unknown flag
+		{"dial", "-r", "127.0.0.1:1", "--report", "xml", "n"},
+	} {
+		p := start(t, nil, nil, io.Discard, args...)
+		if code := p.wait(30 * time.Second); code != 2 {
+			t.Errorf("%v: exit %d, want 2; stderr:\n%s", args, code, p.stderr.String())
+		}
+	}
+}
+
+func TestUnknownNameExit4OneLine(t *testing.T) {
+	t.Parallel()
+	rv, _ := serve(t, nil, "127.0.0.1:0")
+	d := start(t, nil, nil, io.Discard, "dial", "-r", rv, "nobody-here")
+	if code := d.wait(30 * time.Second); code != 4 {
+		t.Fatalf("exit %d, want 4; stderr:\n%s", code, d.stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(d.stderr.String()), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "tcpunch: ") || !strings.Contains(last, "nobody-here") {
+		t.Errorf("last stderr line %q: want one 'tcpunch: ...' line naming the unknown name", last)
+	}
+}
+
+func TestRendezvousUnreachableExit4(t *testing.T) {
+	t.Parallel()
+	// A port nothing listens on.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	d := start(t, nil, nil, io.Discard, "dial", "-r", addr, "--timeout", "5s", "x")
+	if code := d.wait(30 * time.Second); code != 4 {
+		t.Fatalf("exit %d, want 4; stderr:\n%s", code, d.stderr.String())
+	}
+}
+
+// TestForwardAndLocal is ssh -L through tcpunch: local clients of
+// `dial --local` reach the service behind `listen --forward`, several at
+// once, each with its own punch.
+func TestForwardAndLocal(t *testing.T) {
+	t.Parallel()
+	rv, _ := serve(t, nil, "127.0.0.1:0")
+	svc := echoUpper(t)
+	l := start(t, nil, nil, io.Discard, "listen", "-r", rv, "--forward", svc, "fwd")
+	l.waitStderr(`listening as`, 30*time.Second)
+
+	lnTmp, _ := net.Listen("tcp", "127.0.0.1:0")
+	local := lnTmp.Addr().String()
+	lnTmp.Close()
+	d := start(t, nil, nil, io.Discard, "dial", "-r", rv, "--local", local, "fwd")
+	d.waitStderr(`accepting local clients`, 30*time.Second)
+
+	const clients = 4
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", local, 10*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(60 * time.Second))
+			msg := fmt.Sprintf("client %d says hello", i)
+			c.Write([]byte(msg))
+			c.(*net.TCPConn).CloseWrite()
+			got, err := io.ReadAll(c)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if string(got) != strings.ToUpper(msg) {
+				errs <- fmt.Errorf("client %d got %q", i, got)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	// Services stop cleanly on SIGTERM/SIGINT: exit 0.
+	d.signal(syscall.SIGINT)
+	l.signal(syscall.SIGTERM)
+	if code := d.wait(30 * time.Second); code != 0 {
+		t.Errorf("dial --local after SIGINT: exit %d, want 0", code)
+	}
+	if code := l.wait(30 * time.Second); code != 0 {
+		t.Errorf("listen --forward after SIGTERM: exit %d, want 0", code)
+	}
+}
+
+// TestExecGetsOnlyTheConnection lists the child's descriptors: 0 and 1 are
+// the punched socket, 2 is our stderr, and nothing else of ours is there
+// (not the listener, not the rendezvous connection).
+func TestExecGetsOnlyTheConnection(t *testing.T) {
+	t.Parallel()
+	rv, _ := serve(t, nil, "127.0.0.1:0")
+	l := start(t, nil, nil, io.Discard, "listen", "-r", rv, "--exec",
+		`exec find /proc/self/fd -mindepth 1 -printf '%f %l\n'`, "execfd")
+	l.waitStderr(`listening as`, 30*time.Second)
+	var out bytes.Buffer
+	d := start(t, nil, strings.NewReader(""), &out, "dial", "-r", rv, "execfd")
+	if code := d.wait(60 * time.Second); code != 0 {
+		t.Fatalf("dial exit %d", code)
+	}
+	fds := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		fd, target, _ := strings.Cut(line, " ")
+		fds[fd] = target
+	}
+	// find itself holds the directory it lists open: that fd is no socket or pipe.
+	if !strings.HasPrefix(fds["0"], "socket:") || fds["0"] != fds["1"] {
+		t.Errorf("child fds 0 and 1 = %q, %q: want the same socket", fds["0"], fds["1"])
+	}
+	for fd, target := range fds {
+		if fd == "0" || fd == "1" || fd == "2" {
+			continue
+		}
+		if strings.HasPrefix(target, "socket:") || strings.HasPrefix(target, "pipe:") || strings.HasPrefix(target, "anon_inode:") {
+			t.Errorf("child inherited fd %s -> %s", fd, target)
+		}
+	}
+	l.signal(syscall.SIGTERM)
+	if code := l.wait(30 * time.Second); code != 0 {
+		t.Errorf("listen --exec after SIGTERM: exit %d", code)
+	}
+}
+
+// TestInterruptWhilePunching: SIGINT during a punch that cannot succeed
+// ends the dial promptly with exit 130.
+func TestInterruptWhilePunching(t *testing.T) {
+	t.Parallel()
+	rv, _ := serve(t, nil, "127.0.0.1:0")
+	// A listener that registers but whose process is stopped: it never punches.
+	l := start(t, nil, nil, io.Discard, "listen", "-r", rv, "frozen")
+	l.waitStderr(`listening as`, 30*time.Second)
+	l.signal(syscall.SIGSTOP)
+	defer l.signal(syscall.SIGCONT)
+	d := start(t, nil, nil, io.Discard, "dial", "-r", rv, "--timeout", "60s", "frozen")
+	time.Sleep(500 * time.Millisecond)
+	d.signal(syscall.SIGINT)
+	if code := d.wait(30 * time.Second); code != 130 {
+		t.Errorf("dial after SIGINT: exit %d, want 130; stderr:\n%s", code, d.stderr.String())
+	}
+}

@@ -1,0 +1,85 @@
+package command
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/tcpunch/tcpunch/punch"
+)
+
+// Peer holds what listen and dial share: where to meet and how to punch.
+type Peer struct {
+	Rendezvous string        // HOST:PORT of the rendezvous server
+	Port       int           // local port to reuse; 0 lets the kernel pick
+	Timeout    time.Duration // for one punch, rendezvous included
+	Verbose    bool
+	Report     string // "" or "json"
+	Stdin      io.Reader
+	Stdout     io.Writer
+	Stderr     io.Writer
+	Logger     *slog.Logger
+}
+
+func (p *Peer) check(name string) error {
+	if p.Rendezvous == "" {
+		return usageError("no rendezvous server: give --rendezvous HOST:PORT or set TCPUNCH_RENDEZVOUS")
+	}
+	if name == "" {
+		return usageError("missing NAME: the name the listener registers and the dialer asks for")
+	}
+	if p.Port < 0 || p.Port > 65535 {
+		return usageError("--port %d is not a TCP port (0-65535; 0 picks one)", p.Port)
+	}
+	switch p.Report {
+	case "", "json":
+	default:
+		return usageError("--report %q: the only format is json", p.Report)
+	}
+	if p.Timeout <= 0 {
+		return usageError("--timeout must be positive")
+	}
+	return nil
+}
+
+func (p *Peer) options(prog *progress) []punch.Option {
+	opts := []punch.Option{punch.WithEvents(prog.event), punch.WithPunchTimeout(p.Timeout)}
+	if p.Logger != nil {
+		opts = append(opts, punch.WithLogger(p.Logger))
+	}
+	if p.Port != 0 {
+		opts = append(opts, punch.WithLocalAddr(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(p.Port))))
+	}
+	return opts
+}
+
+// explain turns a punch or rendezvous failure into the one line the user
+// reads, with what to try next.
+func explain(name string, timeout time.Duration, err error) error {
+	var pe *punch.Error
+	switch {
+	case errors.Is(err, punch.ErrTimeout) && errors.As(err, &pe):
+		return fmt.Errorf("no direct path to %q after %v (%s): one of the NATs may be symmetric; `tcpunch stun` against two servers tells: %w",
+			name, timeout, summarize(pe), err)
+	case errors.Is(err, punch.ErrTimeout):
+		return fmt.Errorf("no direct path to %q after %v: %w", name, timeout, err)
+	}
+	return err
+}
+
+func summarize(pe *punch.Error) string {
+	if len(pe.Candidates) == 0 {
+		return "no candidates"
+	}
+	s := ""
+	for i, c := range pe.Candidates {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%d attempts to %v", c.Attempts, c.Addr)
+	}
+	return s
+}

@@ -1,0 +1,214 @@
+package command
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tcpunch/tcpunch/e2e/lab"
+)
+
+// DemoConfig is what `tcpunch demo` takes.
+type DemoConfig struct {
+	Loopback bool          // skip the NAT lab even when it could run
+	Delay    time.Duration // one-way delay between the peers, in the lab
+	Verbose  bool
+	Stdout   io.Writer
+}
+
+// demoRunner starts one tcpunch process somewhere: in a lab namespace or
+// on this host.
+type demoRunner func(ctx context.Context, args ...string) *exec.Cmd
+
+// Demo runs a rendezvous server and two peers as separate tcpunch
+// processes, punches, sends a line each way and prints a merged timeline.
+// As root with the lab's tools, the peers sit behind two real Linux NATs
+// in network namespaces; otherwise everything runs on loopback.
+func Demo(ctx context.Context, cfg DemoConfig) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding the tcpunch binary to run: %w", err)
+	}
+	out := cfg.Stdout
+	tl := &timeline{w: out, start: time.Now()}
+
+	var serverAt, rendezvous string
+	var a, b, server demoRunner
+	var aDesc, bDesc string
+	if err := lab.Check().Err(); cfg.Loopback || err != nil {
+		if !cfg.Loopback {
+			fmt.Fprintf(out, "The real-NAT lab cannot run here, so this demo runs on loopback (no NAT at all).\n  %v\n\n", err)
+		} else {
+			fmt.Fprintf(out, "Running on loopback (no NAT), as asked.\n\n")
+		}
+		local := func(ctx context.Context, args ...string) *exec.Cmd {
+			return exec.CommandContext(ctx, exe, args...)
+		}
+		a, b, server = local, local, local
+		serverAt, aDesc, bDesc = "127.0.0.1:0", "127.0.0.1", "127.0.0.1"
+	} else {
+		sc := lab.Scenario{Name: "demo", A: lab.Side{NAT: lab.NATDrop}, B: lab.Side{NAT: lab.NATDrop}, Delay: cfg.Delay, Direct: true}
+		pair, err := sc.Build(ctx)
+		if err != nil {
+			return fmt.Errorf("building the NAT lab: %w", err)
+		}
+		defer pair.Close()
+		a = func(ctx context.Context, args ...string) *exec.Cmd { return pair.A.Command(ctx, exe, args...) }
+		b = func(ctx context.Context, args ...string) *exec.Cmd { return pair.B.Command(ctx, exe, args...) }
+		server = func(ctx context.Context, args ...string) *exec.Cmd {
+			return pair.Rendezvous().Command(ctx, exe, args...)
+		}
+		serverAt = pair.Rendezvous().Addr().String() + ":3478"
+		aDesc = fmt.Sprintf("%v behind NAT %v", pair.A.Addr(), pair.A.Router().Addr())
+		bDesc = fmt.Sprintf("%v behind NAT %v", pair.B.Addr(), pair.B.Router().Addr())
+		fmt.Fprintf(out, "A real two-NAT lab in network namespaces (home-router NATs that drop unsolicited packets):\n")
+		fmt.Fprintf(out, "  rendezvous  %v\n  peer a      %s\n  peer b      %s\n", pair.Rendezvous().Addr(), aDesc, bDesc)
+		if cfg.Delay > 0 {
+			fmt.Fprintf(out, "  one-way delay between the peers: %v\n", cfg.Delay)
+		}
+		fmt.Fprintln(out)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	srv := server(ctx, "serve", "--listen", serverAt)
+	addrCh := make(chan string, 1)
+	if _, err := tl.run(srv, "server", nil, nil, func(line string) {
+		if m := listeningRE.FindStringSubmatch(line); m != nil {
+			select {
+			case addrCh <- m[1]:
+			default:
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	defer stopProcess(srv)
+	select {
+	case rendezvous = <-addrCh:
+	case <-ctx.Done():
+		return fmt.Errorf("the rendezvous server did not start: %w", ctx.Err())
+	}
+
+	msgA := fmt.Sprintf("hello from peer a (%s)\n", aDesc)
+	msgB := fmt.Sprintf("hello from peer b (%s)\n", bDesc)
+	var gotA, gotB bytes.Buffer
+	var reportB string
+	registered := make(chan struct{})
+	var once sync.Once
+	peerArgs := []string{"--report", "json", "demo"}
+	if cfg.Verbose {
+		peerArgs = append([]string{"-v"}, peerArgs...)
+	}
+	la := a(ctx, append([]string{"listen", "-r", rendezvous}, peerArgs...)...)
+	doneA, err := tl.run(la, "peer a", strings.NewReader(msgA), &gotA, func(line string) {
+		if strings.Contains(line, "listening as") {
+			once.Do(func() { close(registered) })
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer stopProcess(la)
+	// The listener registers first, as a service behind NAT would have.
+	select {
+	case <-registered:
+	case <-doneA:
+		return fmt.Errorf("peer a exited before registering: %w", la.Wait())
+	case <-ctx.Done():
+		return fmt.Errorf("peer a did not register: %w", ctx.Err())
+	}
+	db := b(ctx, append([]string{"dial", "-r", rendezvous}, peerArgs...)...)
+	doneB, err := tl.run(db, "peer b", strings.NewReader(msgB), &gotB, func(line string) {
+		if strings.HasPrefix(line, "{") {
+			reportB = line
+		}
+	})
+	if err != nil {
+		return err
+	}
+	// Wait may only run once the process's stderr has been read to the end.
+	<-doneB
+	errB := db.Wait()
+	<-doneA
+	errA := la.Wait()
+	fmt.Fprintln(out)
+	if errA != nil || errB != nil {
+		return fmt.Errorf("demo failed: peer a: %v, peer b: %v", errA, errB)
+	}
+	fmt.Fprintf(out, "peer a received: %s", gotA.String())
+	fmt.Fprintf(out, "peer b received: %s", gotB.String())
+	if gotA.String() != msgB || gotB.String() != msgA {
+		return errors.New("demo failed: the data did not arrive intact")
+	}
+	if reportB != "" {
+		var r report
+		if json.Unmarshal([]byte(reportB), &r) == nil {
+			fmt.Fprintf(out, "\nDirect connection %s <-> %s via %s in %.1f ms (%d attempts).\n",
+				r.Local, r.Remote, r.Method, r.ElapsedMS, r.Attempts)
+		}
+	}
+	return nil
+}
+
+var listeningRE = regexp.MustCompile(`listening.*addr=(\S+)`)
+
+// stopProcess ends a demo process that is still running.
+func stopProcess(c *exec.Cmd) {
+	if c.Process != nil && c.ProcessState == nil {
+		c.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			c.Process.Kill()
+		}
+	}
+}
+
+// timeline merges the stderr lines of the demo's processes, each stamped
+// with the time since the demo started.
+type timeline struct {
+	mu    sync.Mutex
+	w     io.Writer
+	start time.Time
+}
+
+// run starts c and relays its stderr; the channel closes at its EOF.
+func (tl *timeline) run(c *exec.Cmd, who string, stdin io.Reader, stdout io.Writer, each func(string)) (<-chan struct{}, error) {
+	c.Stdin, c.Stdout = stdin, stdout
+	stderr, err := c.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", who, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			each(line)
+			if strings.HasPrefix(line, "{") {
+				continue // the --report line; summarized at the end
+			}
+			tl.mu.Lock()
+			fmt.Fprintf(tl.w, "%8.1f ms  %-7s %s\n", float64(time.Since(tl.start).Microseconds())/1000, who, strings.TrimPrefix(line, "tcpunch: "))
+			tl.mu.Unlock()
+		}
+	}()
+	return done, nil
+}

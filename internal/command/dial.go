@@ -1,0 +1,97 @@
+package command
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/tcpunch/tcpunch/internal/relay"
+	"github.com/tcpunch/tcpunch/punch"
+)
+
+// DialMode says what the punched connection is attached to.
+type DialMode struct {
+	Local string // ADDR: listen here and punch a new connection per local client
+	Exec  string // a shell command that gets the connection as stdin/stdout
+}
+
+// Dial punches to name and attaches the connection to stdin/stdout, a child
+// (--exec), or, with --local, punches once per local client and proxies.
+func Dial(ctx context.Context, p Peer, name string, mode DialMode) error {
+	if err := p.check(name); err != nil {
+		return err
+	}
+	if mode.Local != "" && mode.Exec != "" {
+		return usageError("--local and --exec exclude each other")
+	}
+	if mode.Local != "" && p.Port != 0 {
+		// Concurrent punches from one port to one peer would share a 4-tuple.
+		return usageError("--port cannot be combined with --local: each local client gets its own punch and port")
+	}
+	prog := newProgress(p.Stderr, p.Verbose)
+	if mode.Local != "" {
+		return dialLocal(ctx, p, name, mode.Local, prog)
+	}
+	c, err := dialOnce(ctx, p, name, prog)
+	if err != nil {
+		return err
+	}
+	if mode.Exec != "" {
+		return relay.Exec(ctx, c, mode.Exec, p.Stderr)
+	}
+	return relay.Pipe(ctx, c, p.Stdin, p.Stdout)
+}
+
+func dialOnce(ctx context.Context, p Peer, name string, prog *progress) (*punch.Conn, error) {
+	pctx, cancel := context.WithTimeout(ctx, p.Timeout)
+	defer cancel()
+	c, err := punch.Dial(pctx, p.Rendezvous, name, p.options(prog)...)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, explain(name, p.Timeout, err)
+	}
+	prog.connected(c.Info(), p.Report == "json")
+	return c, nil
+}
+
+func dialLocal(ctx context.Context, p Peer, name, local string, prog *progress) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", local)
+	if err != nil {
+		return usageError("--local %s: %v", local, err)
+	}
+	defer ln.Close()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	prog.printf("accepting local clients on %v; each is punched through to %q", ln.Addr(), name)
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		client, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("accepting local clients: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := dialOnce(ctx, p, name, prog)
+			if err != nil {
+				client.Close()
+				if ctx.Err() == nil {
+					prog.printf("local client %v: %v", client.RemoteAddr(), err)
+				}
+				return
+			}
+			if err := relay.Proxy(ctx, client, c); err != nil && ctx.Err() == nil {
+				prog.printf("local client %v: %v", client.RemoteAddr(), err)
+			}
+		}()
+	}
+}

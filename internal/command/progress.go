@@ -1,0 +1,104 @@
+package command
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/tcpunch/tcpunch/punch"
+)
+
+// progress prints the human account of a punch on stderr, one line an
+// event. Attempts and rejected candidates are shown only when verbose, as
+// a punch through an RST-answering NAT makes dozens of them.
+type progress struct {
+	mu      sync.Mutex
+	w       io.Writer
+	verbose bool
+	start   time.Time
+}
+
+func newProgress(w io.Writer, verbose bool) *progress {
+	return &progress{w: w, verbose: verbose, start: time.Now()}
+}
+
+func (p *progress) event(ev punch.Event) {
+	var line string
+	switch ev.Kind {
+	case punch.EventRegistered:
+		line = fmt.Sprintf("registered at the rendezvous; public endpoint %v", ev.Addr)
+	case punch.EventPeerInfo:
+		line = fmt.Sprintf("peer found: %s", ev.Detail)
+	case punch.EventAttempt:
+		if !p.verbose {
+			return
+		}
+		line = fmt.Sprintf("attempt %d to %v", ev.Attempt, ev.Addr)
+	case punch.EventSelfConnect:
+		line = fmt.Sprintf("closed a connection to ourselves via %v (self-connect guard)", ev.Addr)
+	case punch.EventRejected:
+		if !p.verbose {
+			return
+		}
+		line = fmt.Sprintf("refused a connection from %v: %v", ev.Addr, ev.Err)
+	case punch.EventVerified:
+		if !p.verbose {
+			return
+		}
+		line = fmt.Sprintf("verified %v (%v)", ev.Addr, ev.Method)
+	case punch.EventConnected:
+		return // printed by connected, with the timing
+	default:
+		if !p.verbose {
+			return
+		}
+		line = fmt.Sprintf("%v %v %s", ev.Kind, ev.Addr, ev.Detail)
+	}
+	p.printf("%s", line)
+}
+
+func (p *progress) printf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.verbose {
+		fmt.Fprintf(p.w, "tcpunch: [%6.1f ms] %s\n", float64(time.Since(p.start).Microseconds())/1000, fmt.Sprintf(format, args...))
+		return
+	}
+	fmt.Fprintf(p.w, "tcpunch: %s\n", fmt.Sprintf(format, args...))
+}
+
+// report is the --report json line for one punched connection.
+type report struct {
+	Local        string         `json:"local"`
+	Remote       string         `json:"remote"`
+	Method       string         `json:"method"`
+	ElapsedMS    float64        `json:"elapsed_ms"`
+	Attempts     int            `json:"attempts"`
+	PerCandidate map[string]int `json:"attempts_per_candidate,omitempty"`
+	SelfConnects int            `json:"self_connects"`
+}
+
+func (p *progress) connected(info punch.Info, asJSON bool) {
+	p.printf("connected to %v via %v in %.1f ms", info.Remote, info.Method, float64(info.Elapsed.Microseconds())/1000)
+	if !asJSON {
+		return
+	}
+	r := report{
+		Local:        info.Local.String(),
+		Remote:       info.Remote.String(),
+		Method:       info.Method.String(),
+		ElapsedMS:    float64(info.Elapsed.Microseconds()) / 1000,
+		SelfConnects: info.SelfConnects,
+		PerCandidate: map[string]int{},
+	}
+	for addr, n := range info.Attempts {
+		r.Attempts += n
+		r.PerCandidate[addr.String()] = n
+	}
+	line, _ := json.Marshal(r)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "%s\n", line)
+}

@@ -1,0 +1,341 @@
+// Command tcpunch connects two machines that both sit behind NATs with one
+// direct TCP connection (TCP hole punching through a rendezvous server), and
+// pipes it like nc, forwards it like ssh -L, or hands it to a program.
+//
+// This file only declares the commands and flags; what they do lives in
+// internal/command.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tcpunch/tcpunch/internal/command"
+	"github.com/tcpunch/tcpunch/internal/relay"
+	"github.com/tcpunch/tcpunch/rendezvous"
+)
+
+const exitCodesHelp = `EXIT CODES:
+   0    success; for serve, listen --forward/--exec and dial --local: stopped by SIGINT/SIGTERM
+   1    failure (I/O, a --exec child that failed, ...)
+   2    usage: bad flags or arguments
+   3    no direct path: the punch timed out or the peer refused verification
+   4    rendezvous: server unreachable, unknown name, or name taken
+   130  interrupted (SIGINT/SIGTERM) while punching or piping
+`
+
+func main() {
+	// Children started by --exec must inherit the connection and nothing else.
+	if err := relay.CloseInheritedOnExec(); err != nil {
+		fmt.Fprintf(os.Stderr, "tcpunch: preparing descriptors: %v\n", err)
+		os.Exit(command.ExitFailure)
+	}
+	command.IgnoreSIGPIPE()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	err := newApp().RunContext(ctx, os.Args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tcpunch: %v\n", err)
+	}
+	stop()
+	os.Exit(command.ExitCode(err))
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:  "tcpunch",
+		Usage: "direct TCP between two machines behind NATs (TCP hole punching)",
+		Description: `Two peers meet at a rendezvous server, learn each other's public endpoint,
+and connect directly by TCP simultaneous open from a reused local port.
+
+   tcpunch serve                                   # on a public host: the rendezvous server
+   tcpunch listen -r rv.example:3478 laptop        # behind NAT: wait for a peer, pipe stdin/stdout
+   tcpunch dial   -r rv.example:3478 laptop        # behind another NAT: connect, pipe stdin/stdout
+   tcpunch demo                                    # see it work, on this machine alone
+
+` + exitCodesHelp,
+		HideHelpCommand: true,
+		OnUsageError:    usageError,
+		ExitErrHandler:  func(*cli.Context, error) {}, // main prints and exits
+		Commands: []*cli.Command{
+			serveCommand(),
+			listenCommand(),
+			dialCommand(),
+			stunCommand(),
+			demoCommand(),
+		},
+	}
+}
+
+func usageError(_ *cli.Context, err error, _ bool) error {
+	return &command.Error{Code: command.ExitUsage, Err: err}
+}
+
+// envs is the one naming rule for environment variables: TCPUNCH_ and the
+// flag's long name in upper case with dashes as underscores.
+func envs(name string) []string {
+	b := []byte("TCPUNCH_" + name)
+	for i, c := range b {
+		switch {
+		case c == '-':
+			b[i] = '_'
+		case c >= 'a' && c <= 'z':
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return []string{string(b)}
+}
+
+func verboseFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, EnvVars: envs("verbose"),
+		Usage: "show every attempt with timestamps, and debug logs"}
+}
+
+func logFormatFlag() cli.Flag {
+	return &cli.StringFlag{Name: "log-format", Value: "text", EnvVars: envs("log-format"),
+		Usage: "log format on stderr: text or json"}
+}
+
+func newLogger(c *cli.Context, w io.Writer) (*slog.Logger, error) {
+	level := slog.LevelInfo
+	if c.Bool("verbose") {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.String("log-format") {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("--log-format %q: use text or json", c.String("log-format"))}
+}
+
+// peerFlags are the flags listen and dial share.
+func peerFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "rendezvous", Aliases: []string{"r"}, EnvVars: envs("rendezvous"),
+			Usage: "rendezvous server `HOST:PORT`"},
+		&cli.IntFlag{Name: "port", Aliases: []string{"p"}, EnvVars: envs("port"),
+			Usage: "local `PORT` to listen and dial from (0 picks one)"},
+		&cli.DurationFlag{Name: "timeout", Aliases: []string{"t"}, Value: 15 * time.Second, EnvVars: envs("timeout"),
+			Usage: "give up a punch after this long"},
+		&cli.StringFlag{Name: "report", EnvVars: envs("report"),
+			Usage: "`json`: one JSON line per connection on stderr (local, remote, method, elapsed_ms, attempts, self_connects)"},
+		verboseFlag(),
+	}
+}
+
+func peerConfig(c *cli.Context) command.Peer {
+	// Debug logs from the library only when asked for: the progress lines
+	// are the human account.
+	logger := slog.New(slog.DiscardHandler)
+	if c.Bool("verbose") {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return command.Peer{
+		Rendezvous: c.String("rendezvous"),
+		Port:       c.Int("port"),
+		Timeout:    c.Duration("timeout"),
+		Verbose:    c.Bool("verbose"),
+		Report:     c.String("report"),
+		Stdin:      os.Stdin,
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+		Logger:     logger,
+	}
+}
+
+func oneArg(c *cli.Context, what string) (string, error) {
+	if c.NArg() != 1 {
+		return "", &command.Error{Code: command.ExitUsage,
+			Err: fmt.Errorf("%s takes exactly one %s (see tcpunch %s --help)", c.Command.Name, what, c.Command.Name)}
+	}
+	return c.Args().First(), nil
+}
+
+func listenCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "listen",
+		Usage:     "register NAME and accept punched connections",
+		ArgsUsage: "NAME",
+		Description: `Registers NAME at the rendezvous server and waits for a peer to dial it.
+By default the first connection is piped to stdin/stdout, like nc -l.
+
+EXAMPLES:
+   tcpunch listen -r rv.example:3478 laptop > received.tar       # receive a file
+   tcpunch listen -r rv.example:3478 --forward localhost:22 laptop   # expose sshd
+   tcpunch listen -r rv.example:3478 --exec 'bash -i' laptop      # a shell per connection
+`,
+		Flags: append(peerFlags(),
+			&cli.StringFlag{Name: "forward", EnvVars: envs("forward"),
+				Usage: "proxy every connection to the local service at `HOST:PORT`"},
+			&cli.StringFlag{Name: "exec", EnvVars: envs("exec"),
+				Usage: "run `CMD` (via /bin/sh -c) for every connection, as its stdin/stdout"},
+		),
+		OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			name, err := oneArg(c, "NAME")
+			if err != nil {
+				return err
+			}
+			return command.Listen(c.Context, peerConfig(c), name,
+				command.ListenMode{Forward: c.String("forward"), Exec: c.String("exec")})
+		},
+	}
+}
+
+func dialCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "dial",
+		Usage:     "punch a direct connection to NAME",
+		ArgsUsage: "NAME",
+		Description: `Asks the rendezvous server for NAME and punches a direct connection to it.
+By default the connection is piped to stdin/stdout, like nc.
+
+EXAMPLES:
+   tcpunch dial -r rv.example:3478 laptop < backup.tar             # send a file
+   tcpunch dial -r rv.example:3478 --local 127.0.0.1:2222 laptop &
+   ssh -p 2222 user@127.0.0.1                                      # ssh through the punched path
+   ssh -o ProxyCommand='tcpunch dial -r rv.example:3478 laptop' user@laptop
+`,
+		Flags: append(peerFlags(),
+			&cli.StringFlag{Name: "local", EnvVars: envs("local"),
+				Usage: "listen on `ADDR` and punch a new connection for every local client"},
+			&cli.StringFlag{Name: "exec", EnvVars: envs("exec"),
+				Usage: "run `CMD` (via /bin/sh -c) with the connection as its stdin/stdout"},
+		),
+		OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			name, err := oneArg(c, "NAME")
+			if err != nil {
+				return err
+			}
+			return command.Dial(c.Context, peerConfig(c), name,
+				command.DialMode{Local: c.String("local"), Exec: c.String("exec")})
+		},
+	}
+}
+
+func stunCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "stun",
+		Usage:     "print the public mapping of a local port as STUN-over-TCP servers see it",
+		ArgsUsage: "SERVER [SERVER...]",
+		Description: `Sends a STUN Binding request over TCP from one local port to each SERVER
+(a tcpunch rendezvous server, or any STUN server that speaks TCP, such as coturn)
+and prints the mapped public address. With two servers it tells whether the
+NAT maps the port the same way for every destination (punchable) or not
+(symmetric NAT).
+
+EXAMPLES:
+   tcpunch stun rv.example:3478
+   tcpunch stun --port 5000 rv.example:3478 stun2.example:3478
+`,
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "port", Aliases: []string{"p"}, EnvVars: envs("port"),
+				Usage: "local `PORT` to ask about (0 picks one)"},
+			&cli.DurationFlag{Name: "timeout", Aliases: []string{"t"}, Value: 5 * time.Second, EnvVars: envs("timeout"),
+				Usage: "per server"},
+		},
+		OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			return command.Stun(c.Context, c.Args().Slice(), c.Int("port"), c.Duration("timeout"), os.Stdout, os.Stderr)
+		},
+	}
+}
+
+func demoCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "demo",
+		Usage: "show a punch end to end on this machine, through a real two-NAT lab when root",
+		Description: `Starts a rendezvous server and two peers, punches, sends data both ways and
+prints a timeline. As root, with nftables installed, the peers sit behind two
+real Linux NATs in network namespaces; otherwise the demo runs on loopback and
+says so.
+
+EXAMPLES:
+   sudo tcpunch demo
+   tcpunch demo --loopback
+`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "loopback", EnvVars: envs("loopback"), Usage: "skip the NAT lab even as root"},
+			&cli.DurationFlag{Name: "delay", EnvVars: envs("delay"), Usage: "one-way WAN delay in the lab (e.g. 25ms)"},
+			verboseFlag(),
+		},
+		OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			return command.Demo(c.Context, command.DemoConfig{
+				Loopback: c.Bool("loopback"),
+				Delay:    c.Duration("delay"),
+				Verbose:  c.Bool("verbose"),
+				Stdout:   os.Stdout,
+			})
+		},
+	}
+}
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run the rendezvous server (also a STUN server over TCP)",
+		Description: `Runs the rendezvous server: peers register names, dialers ask for them, and
+the server swaps their public endpoints and starts both at the same moment.
+It answers STUN Binding requests over TCP too. SIGINT/SIGTERM shut it down
+gracefully (peers are told). No configuration file is needed.
+
+EXAMPLES:
+   tcpunch serve
+   tcpunch serve --listen [::]:3478 --log-format json
+`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Value: ":3478", EnvVars: envs("listen"),
+				Usage: "`ADDR` to listen on"},
+			&cli.DurationFlag{Name: "grace", Value: 5 * time.Second, EnvVars: envs("grace"),
+				Usage: "how long shutdown waits for peers to be told"},
+			&cli.IntFlag{Name: "max-conns", Value: rendezvous.DefaultMaxConns, EnvVars: envs("max-conns"),
+				Usage: "connections held at once, all clients together"},
+			&cli.IntFlag{Name: "max-conns-per-ip", Value: rendezvous.DefaultMaxConnsPerIP, EnvVars: envs("max-conns-per-ip"),
+				Usage: "connections held at once from one source address"},
+			&cli.IntFlag{Name: "max-message-size", Value: rendezvous.DefaultMaxMessageSize, EnvVars: envs("max-message-size"),
+				Usage: "largest STUN message accepted, in bytes"},
+			&cli.IntFlag{Name: "max-name-length", Value: rendezvous.DefaultMaxNameLength, EnvVars: envs("max-name-length"),
+				Usage: "longest name a listener may register, in bytes"},
+			&cli.DurationFlag{Name: "read-timeout", Value: rendezvous.DefaultReadTimeout, EnvVars: envs("read-timeout"),
+				Usage: "time allowed to finish one message once it has started (slow clients are cut)"},
+			&cli.DurationFlag{Name: "idle-timeout", Value: rendezvous.DefaultIdleTimeout, EnvVars: envs("idle-timeout"),
+				Usage: "a connection silent this long (no message, no ping answer) is closed and its name freed"},
+			logFormatFlag(),
+			verboseFlag(),
+		},
+		OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			logger, err := newLogger(c, os.Stderr)
+			if err != nil {
+				return err
+			}
+			err = command.Serve(c.Context, c.String("listen"), logger, c.Duration("grace"),
+				rendezvous.WithMaxConns(c.Int("max-conns")),
+				rendezvous.WithMaxConnsPerIP(c.Int("max-conns-per-ip")),
+				rendezvous.WithMaxMessageSize(c.Int("max-message-size")),
+				rendezvous.WithMaxNameLength(c.Int("max-name-length")),
+				rendezvous.WithReadTimeout(c.Duration("read-timeout")),
+				rendezvous.WithIdleTimeout(c.Duration("idle-timeout")),
+			)
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		},
+	}
+}

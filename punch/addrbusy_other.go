@@ -1,0 +1,5 @@
+//go:build !unix && !windows
+
+package punch
+
+func isAddrBusy(err error) bool { return false }

@@ -1,0 +1,95 @@
+package punch
+
+import (
+	"context"
+	"maps"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Conn is a punched, verified connection. It embeds *net.TCPConn, so
+// CloseWrite, SetKeepAlive and the rest work; the stream holds only the
+// application's bytes.
+type Conn struct {
+	*net.TCPConn
+	info Info
+}
+
+// Info describes how a Conn was punched.
+type Info struct {
+	Local, Remote netip.AddrPort
+	Method        Method
+	Elapsed       time.Duration          // Punch start → verified and nominated
+	Attempts      map[netip.AddrPort]int // dial attempts per candidate
+	SelfConnects  int                    // candidates or connections that turned out to be ourselves
+}
+
+// Info returns how the connection was made.
+func (c *Conn) Info() Info {
+	i := c.info
+	i.Attempts = maps.Clone(c.info.Attempts)
+	return i
+}
+
+// aLongTimeAgo is a deadline that unblocks pending I/O at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// interruptOnDone unblocks pending I/O on c when ctx ends, by setting a
+// past deadline. Unlike the stop function of context.AfterFunc, the returned
+// stop waits for a hook already running: after it returns, no past deadline
+// can land on c, so a winner's cleared deadlines stay cleared.
+func interruptOnDone(ctx context.Context, c *net.TCPConn) (stop func()) {
+	var mu sync.Mutex
+	stopped := false
+	stopHook := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			_ = c.SetDeadline(aLongTimeAgo)
+		}
+	})
+	return func() {
+		stopHook()
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+	}
+}
+
+// abort closes c with linger 0: an RST instead of a FIN, so no TIME_WAIT
+// keeps the 4-tuple from the next attempt between the same endpoints.
+func abort(c *net.TCPConn) {
+	_ = c.SetLinger(0)
+	_ = c.Close()
+}
+
+// finish readies the winner for the application.
+func (p *session) finish(w *rawConn) *Conn {
+	// The deadlines of the hello exchange and of the punch's cancellation
+	// must not leak into the application's stream.
+	_ = w.c.SetDeadline(time.Time{})
+	_ = w.c.SetNoDelay(true)
+	if p.cfg.keepAlive > 0 {
+		_ = w.c.SetKeepAlive(true)
+		_ = w.c.SetKeepAlivePeriod(p.cfg.keepAlive)
+	} else {
+		_ = w.c.SetKeepAlive(false)
+	}
+	p.mu.Lock()
+	info := Info{
+		Local:        w.local,
+		Remote:       w.remote,
+		Method:       w.method,
+		Elapsed:      p.wonAt.Sub(p.start),
+		Attempts:     make(map[netip.AddrPort]int, len(p.order)),
+		SelfConnects: p.selfConnects,
+	}
+	for _, c := range p.order {
+		info.Attempts[c.addr] = c.attempts
+	}
+	p.mu.Unlock()
+	p.e.emit(Event{Kind: EventConnected, Addr: w.remote, Method: w.method, Detail: "local " + w.local.String()})
+	return &Conn{TCPConn: w.c, info: info}
+}

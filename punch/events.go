@@ -1,0 +1,82 @@
+package punch
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"time"
+)
+
+// EventKind says what an [Event] reports.
+type EventKind uint8
+
+const (
+	EventRegistered  EventKind = iota + 1 // registered with the rendezvous (Listen)
+	EventPeerInfo                         // the rendezvous sent the peer's candidates (Listen, Dial)
+	EventAttempt                          // a dial attempt started (Err nil) or failed (Err set)
+	EventSelfConnect                      // a candidate or connection turned out to be ourselves
+	EventRejected                         // a connection failed verification, on our side or the peer's
+	EventVerified                         // a connection passed the hello exchange
+	EventConnected                        // the nominated connection: the punch succeeded
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventRegistered:
+		return "registered"
+	case EventPeerInfo:
+		return "peer-info"
+	case EventAttempt:
+		return "attempt"
+	case EventSelfConnect:
+		return "self-connect"
+	case EventRejected:
+		return "rejected"
+	case EventVerified:
+		return "verified"
+	case EventConnected:
+		return "connected"
+	}
+	return "unknown"
+}
+
+// Event is one step of a punch, for progress output and traces.
+type Event struct {
+	Time    time.Time
+	Kind    EventKind
+	Addr    netip.AddrPort // the remote endpoint concerned, if any
+	Attempt int            // the dial attempt number for this Addr, if any
+	Method  Method         // for EventVerified and EventConnected
+	Err     error
+	Detail  string
+}
+
+// emit logs ev and hands it to the WithEvents callback. The mutex serializes
+// callbacks so applications can print without locking.
+func (e *Endpoint) emit(ev Event) {
+	ev.Time = time.Now()
+	if e.cfg.logger.Enabled(context.Background(), slog.LevelDebug) {
+		attrs := []any{"kind", ev.Kind.String(), "local", e.addr}
+		if ev.Addr.IsValid() {
+			attrs = append(attrs, "addr", ev.Addr)
+		}
+		if ev.Attempt > 0 {
+			attrs = append(attrs, "attempt", ev.Attempt)
+		}
+		if ev.Method != 0 {
+			attrs = append(attrs, "method", ev.Method.String())
+		}
+		if ev.Err != nil {
+			attrs = append(attrs, "err", ev.Err)
+		}
+		if ev.Detail != "" {
+			attrs = append(attrs, "detail", ev.Detail)
+		}
+		e.cfg.logger.Debug("punch event", attrs...)
+	}
+	if e.cfg.events != nil {
+		e.evMu.Lock()
+		defer e.evMu.Unlock()
+		e.cfg.events(ev)
+	}
+}

@@ -1,0 +1,117 @@
+package punch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/tcpunch/tcpunch/rendezvous"
+)
+
+// Listener accepts punched connections from any peer that dials its name.
+// It is a [net.Listener]; Accept returns *[Conn] values.
+type Listener struct {
+	ep     *Endpoint
+	reg    *rendezvous.Registration
+	cfg    config
+	conns  chan *Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu  sync.Mutex
+	err error // why the listener stopped, once it has
+}
+
+// Listen registers name at the rendezvous server at rendezvousAddr and
+// returns a Listener for the connections punched by peers that dial it.
+// Each dialer starts a new punch from the same local port, several at once
+// if need be. The registration survives a restart of the server (the
+// client reconnects and registers again). ctx bounds only the first
+// registration; Close ends the listener.
+func Listen(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Listener, error) {
+	cfg := newConfig(opts)
+	ep, err := NewEndpoint(ctx, cfg.localAddr, opts...)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := rendezvous.Register(ctx, rendezvousAddr, ep.Addr(), name, hostCandidates(ep.Addr(), rendezvousAddr),
+		rendezvous.WithLogger(cfg.logger))
+	if err != nil {
+		ep.Close()
+		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
+	}
+	ep.emit(Event{Kind: EventRegistered, Addr: reg.Observed(), Detail: name})
+	l := &Listener{ep: ep, reg: reg, cfg: cfg, conns: make(chan *Conn)}
+	l.ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	l.wg.Add(1)
+	go l.serve()
+	return l, nil
+}
+
+func (l *Listener) serve() {
+	defer l.wg.Done()
+	for {
+		pi, err := l.reg.Next(l.ctx)
+		if err != nil {
+			l.stop(err)
+			return
+		}
+		l.ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi)})
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			ctx, cancel := context.WithTimeout(l.ctx, l.cfg.punchTimeout)
+			defer cancel()
+			c, err := l.ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlled, Tag: pi.Tag})
+			if err != nil {
+				l.cfg.logger.Info("punch failed", "peer", pi.Candidates[0], "err", err)
+				return
+			}
+			select {
+			case l.conns <- c:
+			case <-l.ctx.Done():
+				c.Close()
+			}
+		}()
+	}
+}
+
+func (l *Listener) stop(err error) {
+	l.mu.Lock()
+	if l.err == nil {
+		l.err = err
+	}
+	l.mu.Unlock()
+	l.cancel()
+}
+
+// Accept waits for the next punched, verified connection.
+func (l *Listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.ctx.Done():
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err == nil || errors.Is(l.err, context.Canceled) || errors.Is(l.err, net.ErrClosed) {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: net.ErrClosed}
+	}
+	return nil, fmt.Errorf("%w: %w", ErrRendezvous, l.err)
+}
+
+// Close unregisters the name, stops accepting and waits for punches in
+// progress to end. Connections already returned by Accept stay open.
+func (l *Listener) Close() error {
+	l.stop(net.ErrClosed)
+	err := l.reg.Close()
+	l.ep.Close()
+	l.wg.Wait()
+	return err
+}
+
+// Addr is the local endpoint every punch starts from.
+func (l *Listener) Addr() net.Addr { return net.TCPAddrFromAddrPort(l.ep.Addr()) }
