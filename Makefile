@@ -33,11 +33,12 @@ unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 # Bounded fuzzing of the decoders (a fixed time per target).
+FUZZ_PKGS := ./rendezvous/ ./punch/
 fuzz:
-	@for t in $$($(GO) test -list '^Fuzz' ./rendezvous/ 2>/dev/null | grep '^Fuzz'); do \
-		echo "fuzz $$t for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./rendezvous/ || exit 1; \
-	done
+	@for p in $(FUZZ_PKGS); do for t in $$($(GO) test -list '^Fuzz' $$p 2>/dev/null | grep '^Fuzz'); do \
+		echo "fuzz $$p $$t for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+	done; done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tcpunch/tcpunch/e2e/lab"
 )
 
 // stream is n deterministic pseudo-random bytes.
@@ -300,5 +302,42 @@ func TestInterruptWhilePunching(t *testing.T) {
 	d.signal(syscall.SIGINT)
 	if code := d.wait(30 * time.Second); code != 130 {
 		t.Errorf("dial after SIGINT: exit %d, want 130; stderr:\n%s", code, d.stderr.String())
+	}
+}
+
+func TestDemoLoopback(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	p := start(t, nil, nil, &out, "demo", "--loopback")
+	if code := p.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("demo --loopback: exit %d\n%s", code, out.String())
+	}
+	checkDemo(t, out.String())
+	if !strings.Contains(out.String(), "loopback") {
+		t.Errorf("demo --loopback does not say it ran on loopback:\n%s", out.String())
+	}
+}
+
+// TestDemoThroughNAT is `sudo tcpunch demo` as a user runs it: two real NATs.
+func TestDemoThroughNAT(t *testing.T) {
+	lab.Require(t)
+	t.Parallel()
+	var out bytes.Buffer
+	p := start(t, nil, nil, &out, "demo", "--delay", "10ms")
+	if code := p.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("demo: exit %d\n%s", code, out.String())
+	}
+	checkDemo(t, out.String())
+	if !strings.Contains(out.String(), "behind NAT 203.0.113.") {
+		t.Errorf("demo as root did not use the NAT lab:\n%s", out.String())
+	}
+}
+
+func checkDemo(t *testing.T, out string) {
+	t.Helper()
+	for _, want := range []string{"peer a received: hello from peer b", "peer b received: hello from peer a", "Direct connection", "connected to"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
 	}
 }

@@ -83,14 +83,15 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 	defer cancel()
 	srv := server(ctx, "serve", "--listen", serverAt)
 	addrCh := make(chan string, 1)
-	if _, err := tl.run(srv, "server", nil, nil, func(line string) {
+	doneSrv, err := tl.run(srv, "server", nil, nil, func(line string) {
 		if m := listeningRE.FindStringSubmatch(line); m != nil {
 			select {
 			case addrCh <- m[1]:
 			default:
 			}
 		}
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	defer stopProcess(srv)
@@ -142,6 +143,8 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 	errB := db.Wait()
 	<-doneA
 	errA := la.Wait()
+	stopProcess(srv)
+	<-doneSrv
 	fmt.Fprintln(out)
 	if errA != nil || errB != nil {
 		return fmt.Errorf("demo failed: peer a: %v, peer b: %v", errA, errB)
@@ -161,19 +164,25 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 	return nil
 }
 
-var listeningRE = regexp.MustCompile(`listening.*addr=(\S+)`)
+var (
+	listeningRE = regexp.MustCompile(`listening.*addr=(\S+)`)
+	// The timeline has its own clock: the server's log time and level go.
+	slogPrefix = regexp.MustCompile(`^time=\S+ level=\S+ `)
+)
 
 // stopProcess ends a demo process that is still running.
 func stopProcess(c *exec.Cmd) {
-	if c.Process != nil && c.ProcessState == nil {
-		c.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { c.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-			c.Process.Kill()
-		}
+	if c.Process == nil || c.ProcessState != nil {
+		return
+	}
+	c.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { c.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		c.Process.Kill()
+		<-done
 	}
 }
 
@@ -205,8 +214,9 @@ func (tl *timeline) run(c *exec.Cmd, who string, stdin io.Reader, stdout io.Writ
 			if strings.HasPrefix(line, "{") {
 				continue // the --report line; summarized at the end
 			}
+			line = slogPrefix.ReplaceAllString(strings.TrimPrefix(line, "tcpunch: "), "")
 			tl.mu.Lock()
-			fmt.Fprintf(tl.w, "%8.1f ms  %-7s %s\n", float64(time.Since(tl.start).Microseconds())/1000, who, strings.TrimPrefix(line, "tcpunch: "))
+			fmt.Fprintf(tl.w, "%8.1f ms  %-7s %s\n", float64(time.Since(tl.start).Microseconds())/1000, who, line)
 			tl.mu.Unlock()
 		}
 	}()
