@@ -341,3 +341,37 @@ func checkDemo(t *testing.T, out string) {
 		}
 	}
 }
+
+func TestStunCommand(t *testing.T) {
+	t.Parallel()
+	rv1, _ := serve(t, nil, "127.0.0.1:0")
+	rv2, _ := serve(t, nil, "127.0.0.1:0")
+
+	var one bytes.Buffer
+	p := start(t, nil, nil, &one, "stun", "--port", "0", rv1)
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("stun: exit %d", code)
+	}
+	mapped := strings.TrimSpace(one.String())
+	if host, _, err := net.SplitHostPort(mapped); err != nil || host != "127.0.0.1" {
+		t.Errorf("stun printed %q, want 127.0.0.1:PORT", mapped)
+	}
+
+	var two bytes.Buffer
+	p = start(t, nil, nil, &two, "stun", rv1, rv2)
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("stun with two servers: exit %d", code)
+	}
+	if !strings.Contains(two.String(), "endpoint-independent") {
+		t.Errorf("loopback has no NAT, so the mapping cannot change; got:\n%s", two.String())
+	}
+
+	// A server that is not there: exit 4, one line.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	p = start(t, nil, nil, io.Discard, "stun", dead)
+	if code := p.wait(30 * time.Second); code != 4 {
+		t.Errorf("stun to a dead server: exit %d, want 4", code)
+	}
+}

@@ -30,7 +30,8 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	// The control connection holds the NAT mapping the server observed
 	// until the punch is over.
 	defer ctl.Close()
-	ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi)})
+	ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
+		Candidates: pi.Candidates, Observed: pi.Observed})
 	return ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag})
 }
 

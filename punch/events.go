@@ -18,6 +18,7 @@ const (
 	EventRejected                         // a connection failed verification, on our side or the peer's
 	EventVerified                         // a connection passed the hello exchange
 	EventConnected                        // the nominated connection: the punch succeeded
+	EventFailed                           // a punch a Listener started for a dialer failed (Err says why)
 )
 
 func (k EventKind) String() string {
@@ -36,6 +37,8 @@ func (k EventKind) String() string {
 		return "verified"
 	case EventConnected:
 		return "connected"
+	case EventFailed:
+		return "failed"
 	}
 	return "unknown"
 }
@@ -44,17 +47,26 @@ func (k EventKind) String() string {
 type Event struct {
 	Time    time.Time
 	Kind    EventKind
+	Local   netip.AddrPort // the endpoint (reused local port) the event happened on
 	Addr    netip.AddrPort // the remote endpoint concerned, if any
 	Attempt int            // the dial attempt number for this Addr, if any
 	Method  Method         // for EventVerified and EventConnected
 	Err     error
 	Detail  string
+
+	// For EventPeerInfo: the peer's candidates as the rendezvous sent them
+	// (the endpoint it observed first), and our own endpoint as the
+	// rendezvous observed it. A NAT that gave an observed endpoint another
+	// port than the local one may be symmetric.
+	Candidates []netip.AddrPort
+	Observed   netip.AddrPort
 }
 
 // emit logs ev and hands it to the WithEvents callback. The mutex serializes
 // callbacks so applications can print without locking.
 func (e *Endpoint) emit(ev Event) {
 	ev.Time = time.Now()
+	ev.Local = e.addr
 	if e.cfg.logger.Enabled(context.Background(), slog.LevelDebug) {
 		attrs := []any{"kind", ev.Kind.String(), "local", e.addr}
 		if ev.Addr.IsValid() {

@@ -59,7 +59,8 @@ func (l *Listener) serve() {
 			l.stop(err)
 			return
 		}
-		l.ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi)})
+		l.ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
+			Candidates: pi.Candidates, Observed: pi.Observed})
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
@@ -67,7 +68,7 @@ func (l *Listener) serve() {
 			defer cancel()
 			c, err := l.ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlled, Tag: pi.Tag})
 			if err != nil {
-				l.cfg.logger.Info("punch failed", "peer", pi.Candidates[0], "err", err)
+				l.ep.emit(Event{Kind: EventFailed, Addr: pi.Candidates[0], Err: err})
 				return
 			}
 			select {

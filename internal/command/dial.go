@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/tcpunch/tcpunch/internal/relay"
@@ -29,7 +30,7 @@ func Dial(ctx context.Context, p Peer, name string, mode DialMode) error {
 		// Concurrent punches from one port to one peer would share a 4-tuple.
 		return usageError("--port cannot be combined with --local: each local client gets its own punch and port")
 	}
-	prog := newProgress(p.Stderr, p.Verbose)
+	prog := newProgress(p.Stderr, p.Verbose, p.Timeout)
 	if mode.Local != "" {
 		return dialLocal(ctx, p, name, mode.Local, prog)
 	}
@@ -51,7 +52,7 @@ func dialOnce(ctx context.Context, p Peer, name string, prog *progress) (*punch.
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, explain(name, p.Timeout, err)
+		return nil, explain(name, p.Timeout, prog.peerInfo(netip.AddrPort{}), err)
 	}
 	prog.connected(c.Info(), p.Report == "json")
 	return c, nil

@@ -27,7 +27,7 @@ func Listen(ctx context.Context, p Peer, name string, mode ListenMode) error {
 	if mode.Forward != "" && mode.Exec != "" {
 		return usageError("--forward and --exec exclude each other")
 	}
-	prog := newProgress(p.Stderr, p.Verbose)
+	prog := newProgress(p.Stderr, p.Verbose, p.Timeout)
 	ln, err := punch.Listen(ctx, p.Rendezvous, name, p.options(prog)...)
 	if err != nil {
 		return fmt.Errorf("registering %q at %s: %w", name, p.Rendezvous, err)

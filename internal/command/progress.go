@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -18,10 +19,13 @@ type progress struct {
 	w       io.Writer
 	verbose bool
 	start   time.Time
+	peers   map[netip.AddrPort]*punch.Event // peer-info by the peer's observed endpoint, to explain failures with
+	last    *punch.Event
+	timeout time.Duration
 }
 
-func newProgress(w io.Writer, verbose bool) *progress {
-	return &progress{w: w, verbose: verbose, start: time.Now()}
+func newProgress(w io.Writer, verbose bool, timeout time.Duration) *progress {
+	return &progress{w: w, verbose: verbose, start: time.Now(), timeout: timeout}
 }
 
 func (p *progress) event(ev punch.Event) {
@@ -30,6 +34,12 @@ func (p *progress) event(ev punch.Event) {
 	case punch.EventRegistered:
 		line = fmt.Sprintf("registered at the rendezvous; public endpoint %v", ev.Addr)
 	case punch.EventPeerInfo:
+		p.mu.Lock()
+		if p.peers == nil {
+			p.peers = map[netip.AddrPort]*punch.Event{}
+		}
+		p.peers[ev.Addr], p.last = &ev, &ev
+		p.mu.Unlock()
 		line = fmt.Sprintf("peer found: %s", ev.Detail)
 	case punch.EventAttempt:
 		if !p.verbose {
@@ -50,6 +60,8 @@ func (p *progress) event(ev punch.Event) {
 		line = fmt.Sprintf("verified %v (%v)", ev.Addr, ev.Method)
 	case punch.EventConnected:
 		return // printed by connected, with the timing
+	case punch.EventFailed:
+		line = fmt.Sprintf("no direct path to the dialer at %v: %v", ev.Addr, explain("the dialer", p.timeout, p.peerInfo(ev.Addr), ev.Err))
 	default:
 		if !p.verbose {
 			return
@@ -101,4 +113,15 @@ func (p *progress) connected(info punch.Info, asJSON bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	fmt.Fprintf(p.w, "%s\n", line)
+}
+
+// peerInfo is the peer-info event of the peer at addr (the last one seen
+// when addr is zero), or nil.
+func (p *progress) peerInfo(addr netip.AddrPort) *punch.Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !addr.IsValid() {
+		return p.last
+	}
+	return p.peers[addr]
 }

@@ -1,0 +1,130 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// proc is a server process the bench started: tcpunch serve, coturn, ...
+type proc struct {
+	cmd  *exec.Cmd
+	addr string // where it listens
+	done chan struct{}
+}
+
+var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+// startServe runs `tcpunch serve` (or, with profile set, the bench's own
+// profiling wrapper around the same server) on a free loopback port and
+// waits until it listens.
+func startServe(ctx context.Context, cfg Config, profile string, args ...string) (*proc, error) {
+	base := []string{"serve", "--listen", "127.0.0.1:0", "--grace", "1s"}
+	if profile != "" {
+		base = []string{"bench", "serve", "--cpuprofile", profile, "--listen", "127.0.0.1:0"}
+	}
+	cmd := exec.CommandContext(ctx, cfg.Exe, append(base, args...)...)
+	return startWatching(cmd, listeningRE, func(m []string) string { return m[1] })
+}
+
+// startWatching starts cmd and waits for a line of its stderr (or stdout)
+// matching re; addr makes the address out of the match. The rest of the
+// output is discarded.
+func startWatching(cmd *exec.Cmd, re *regexp.Regexp, addr func([]string) string) (*proc, error) {
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); pw.Close(); close(p.done) }()
+	found := make(chan string, 1)
+	var tail []string
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case found <- addr(m):
+				default:
+				}
+			} else if len(tail) < 20 {
+				tail = append(tail, sc.Text())
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	select {
+	case a := <-found:
+		p.addr = a
+		return p, nil
+	case <-p.done:
+		return nil, fmt.Errorf("%s exited before listening: %s", cmd.Path, strings.Join(tail, " | "))
+	case <-time.After(10 * time.Second):
+		p.stop()
+		return nil, fmt.Errorf("%s did not start listening within 10 s", cmd.Path)
+	}
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// stop asks the process to end (SIGINT), then kills its group.
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// rssKB is the resident set of pid (VmRSS in /proc/PID/status), in kB.
+func rssKB(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			return strconv.Atoi(f[1])
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
+
+// netstat reads the TcpExt counters of this network namespace.
+func netstat() map[string]int64 {
+	out := map[string]int64{}
+	b, err := os.ReadFile("/proc/net/netstat")
+	if err != nil {
+		return out
+	}
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i+1 < len(lines); i += 2 {
+		k, v := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(k) != len(v) || len(k) == 0 || k[0] != "TcpExt:" {
+			continue
+		}
+		for j := 1; j < len(k); j++ {
+			n, _ := strconv.ParseInt(v[j], 10, 64)
+			out[k[j]] = n
+		}
+	}
+	return out
+}
