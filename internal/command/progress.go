@@ -46,6 +46,9 @@ func (p *progress) event(ev punch.Event) {
 			return
 		}
 		line = fmt.Sprintf("attempt %d to %v", ev.Attempt, ev.Addr)
+		if ev.Err != nil {
+			line += ": " + rootCause(ev.Err)
+		}
 	case punch.EventSelfConnect:
 		line = fmt.Sprintf("closed a connection to ourselves via %v (self-connect guard)", ev.Addr)
 	case punch.EventRejected:
