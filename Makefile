@@ -40,5 +40,17 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
 	done; done
 
+# The benchmark suite (BENCHMARKS.md): Go micro-benchmarks, then the hidden
+# `tcpunch bench` command (lab, loopback capacity, coturn and socat side by
+# side; about 10 minutes; BENCHFLAGS=--quick for about 3). As root it first
+# apt-get installs coturn and socat if missing, like deps.
+BENCHFLAGS ?=
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	@missing=""; for t in turnserver:coturn socat:socat; do command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	elif [ -n "$$missing" ]; then echo "not installing (needs root and apt-get):$$missing; those benchmarks will fail"; fi
+	$(GO) build -o tcpunch .
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./rendezvous/ ./punch/
+	./tcpunch bench $(BENCHFLAGS)

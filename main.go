@@ -19,6 +19,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tcpunch/tcpunch/internal/bench"
 	"github.com/tcpunch/tcpunch/internal/command"
 	"github.com/tcpunch/tcpunch/internal/relay"
 	"github.com/tcpunch/tcpunch/rendezvous"
@@ -73,6 +74,7 @@ and connect directly by TCP simultaneous open from a reused local port.
 			dialCommand(),
 			stunCommand(),
 			demoCommand(),
+			bench.Command(), // hidden: the benchmark suite (BENCHMARKS.md)
 		},
 	}
 }

@@ -60,12 +60,13 @@ func raiseNofile(n uint64) (uint64, error) {
 		return r.Cur, nil
 	}
 	want := syscall.Rlimit{Cur: n, Max: max(n, r.Max)}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
-		// Not root: the hard limit is the ceiling.
+	err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want)
+	if err != nil {
+		// No CAP_SYS_RESOURCE: the hard limit is the ceiling.
 		want = syscall.Rlimit{Cur: r.Max, Max: r.Max}
 		if err2 := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err2 != nil {
 			return r.Cur, err
 		}
 	}
-	return want.Cur, nil
+	return want.Cur, err
 }
