@@ -29,8 +29,13 @@ crossbuild:
 		echo "build $$os/$$arch"; GOOS=$$os GOARCH=$$arch $(GO) build ./... || exit 1; \
 	done; done
 
+# The e2e lab's summary table (scenario, runs, successes, median and max
+# time to connect) is printed after the run.
+E2E_SUMMARY := $(or $(TMPDIR),/tmp)/tcpunch-e2e-summary.txt
 unit:
-	$(GO) test -race -count=1 -timeout 20m ./...
+	@rm -f $(E2E_SUMMARY)
+	@status=0; TCPUNCH_E2E_SUMMARY=$(E2E_SUMMARY) $(GO) test -race -count=1 -timeout 20m ./... || status=$$?; \
+	if [ -s $(E2E_SUMMARY) ]; then cat $(E2E_SUMMARY); fi; exit $$status
 
 # Bounded fuzzing of the decoders (a fixed time per target).
 FUZZ_PKGS := ./rendezvous/ ./punch/

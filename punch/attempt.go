@@ -2,9 +2,12 @@ package punch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tcpunch/tcpunch/sockopt"
@@ -19,21 +22,49 @@ func (p *session) dialLoop(c *candidate) {
 	defer p.wg.Done()
 	d := sockopt.Dialer(p.e.localFor(c.addr))
 	d.KeepAlive = -1 // only the winner needs keepalive; finish sets it
+	// An attempt given up mid-handshake must free its 4-tuple at once, or
+	// it lingers in FIN-WAIT-1 and every later attempt to this candidate
+	// fails with EADDRNOTAVAIL (seen in the lab with 5% loss). finish
+	// restores a normal close on the winner.
+	var sock atomic.Pointer[syscall.RawConn] // the attempt in progress, for attemptWatch
+	d.Control = func(network, address string, rc syscall.RawConn) error {
+		if err := sockopt.Control(network, address, rc); err != nil {
+			return err
+		}
+		if err := sockopt.AbortOnClose(network, address, rc); err != nil {
+			return err
+		}
+		sock.Store(&rc)
+		return nil
+	}
 	for {
 		if !p.waitIdle(c) {
 			return
 		}
 		n := p.countAttempt(c)
 		p.e.emit(Event{Kind: EventAttempt, Addr: c.addr, Attempt: n})
-		actx, cancel := context.WithTimeout(p.ctx, p.cfg.attemptTimeout)
+		sock.Store(nil)
+		actx, cancel := context.WithCancel(p.ctx)
+		stopWatch := p.attemptWatch(c, &sock, cancel)
 		nc, err := d.DialContext(actx, "tcp", c.addr.String())
+		timedOut := stopWatch()
 		cancel()
 		if err != nil {
 			if p.ctx.Err() != nil {
 				return
 			}
 			pause := p.cfg.jitter()
-			if isAddrBusy(err) {
+			switch {
+			case timedOut:
+				// Our SYN was in flight the whole attempt, so there is no
+				// phase to unlock: re-dial at once. A pause would be a
+				// window in which the peer's SYN crosses our NAT (its
+				// entry still holding the old attempt's sequence number)
+				// and meets our listener, whose SYN-ACK, with a new
+				// sequence number, conntrack then drops as INVALID.
+				pause = 0
+				err = fmt.Errorf("no answer within %v: %w", p.cfg.attemptTimeout, errAttemptTimeout)
+			case isAddrBusy(err):
 				// Our port already holds this 4-tuple: an accepted
 				// connection being verified, or a socket the kernel has
 				// not released yet. Give it time rather than spin.
@@ -59,6 +90,51 @@ func (p *session) dialLoop(c *candidate) {
 		}
 	}
 }
+
+// attemptWatch ends the attempt on sock (by cancel) once it has been in
+// SYN-SENT for the attempt timeout: the SYN or the peer's was lost, and a
+// fresh attempt beats the kernel's 1 s / 3 s / 7 s backoff. An attempt that
+// has received the peer's SYN (SYN-RECV: a simultaneous open under way, its
+// SYN-ACK lost) is left to the kernel's retransmissions instead: a new
+// socket on the same 4-tuple would start with a new initial sequence
+// number, which a Linux NAT that saw the first handshake drops as out of
+// window (conntrack INVALID) for minutes. Where the kernel does not tell
+// the state, every attempt ends at the timeout.
+func (p *session) attemptWatch(c *candidate, sock *atomic.Pointer[syscall.RawConn], cancel context.CancelFunc) (stop func() (timedOut bool)) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	var fired bool
+	go func() {
+		defer close(finished)
+		t := time.NewTimer(p.cfg.attemptTimeout)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			if rc := sock.Load(); rc != nil {
+				if st, err := sockopt.State(*rc); err == nil && st == sockopt.StateSynReceived {
+					p.cfg.logger.Debug("attempt in SYN-RECV: leaving the handshake to the kernel", "addr", c.addr)
+					t.Reset(p.cfg.attemptTimeout)
+					continue
+				}
+			}
+			fired = true
+			cancel()
+			return
+		}
+	}()
+	return func() bool {
+		close(done)
+		<-finished
+		return fired
+	}
+}
+
+// errAttemptTimeout: an attempt got no answer within the attempt timeout.
+var errAttemptTimeout = errors.New("attempt timed out")
 
 // jitter is a random pause in the configured range.
 func (c *config) jitter() time.Duration {

@@ -70,6 +70,9 @@ func (p *session) finish(w *rawConn) *Conn {
 	// The deadlines of the hello exchange and of the punch's cancellation
 	// must not leak into the application's stream.
 	_ = w.c.SetDeadline(time.Time{})
+	// Dialed attempts close abortively (see dialLoop); the application's
+	// Close must flush its data with a FIN as usual.
+	_ = w.c.SetLinger(-1)
 	_ = w.c.SetNoDelay(true)
 	if p.cfg.keepAlive > 0 {
 		_ = w.c.SetKeepAlive(true)

@@ -3,6 +3,7 @@ package punch
 import (
 	"context"
 	"fmt"
+	"net/netip"
 
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
@@ -32,7 +33,7 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	defer ctl.Close()
 	ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
 		Candidates: pi.Candidates, Observed: pi.Observed})
-	return ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag})
+	return ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}})
 }
 
 func describePeer(pi rendezvous.PeerInfo) string {

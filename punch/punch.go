@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -143,7 +144,7 @@ func (e *Endpoint) newSession(s Session, start time.Time) *session {
 		switch {
 		case e.usable(a) != nil:
 			c.dropped, c.err = true, fmt.Errorf("candidate %v: %w", a, e.usable(a))
-		case e.isSelf(a) && !e.cfg.dialSelf:
+		case (e.isSelf(a) || slices.Contains(s.Self, a)) && !e.cfg.dialSelf:
 			c.dropped, c.self, c.err = true, true, fmt.Errorf("candidate %v is our own endpoint %v: %w", a, e.addr, errSelfConnect)
 			p.selfConnects++
 			e.emit(Event{Kind: EventSelfConnect, Addr: a, Detail: "candidate is our own endpoint; not dialed"})

@@ -64,6 +64,12 @@ type Session struct {
 	Candidates []netip.AddrPort // the peer's endpoints: observed public one and its host (LAN) ones
 	Role       Role             // our role; the peer must hold the other one
 	Tag        [16]byte         // random, from the rendezvous; both peers hold the same tag
+
+	// Self lists our own endpoint as others see it (the one the rendezvous
+	// observed, behind a NAT its public mapping). A candidate equal to one
+	// is us, not the peer: two processes on one host given the same local
+	// port get the same mapping. Such candidates are never dialed.
+	Self []netip.AddrPort
 }
 
 // unmap normalises IPv4-mapped IPv6 addresses, which a dual-stack socket

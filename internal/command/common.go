@@ -64,6 +64,10 @@ func (p *Peer) options(prog *progress) []punch.Option {
 // wrapped for errors.Is.
 func explain(name string, timeout time.Duration, peer *punch.Event, err error) error {
 	var pe *punch.Error
+	if errors.Is(err, punch.ErrOnlySelfConnects) {
+		return &oneLine{err: err, msg: fmt.Sprintf("no direct path to %q: every candidate was our own address and port "+
+			"(self-connect: two tcpunch processes on one host given the same --port?); give them different ports", name)}
+	}
 	if !errors.Is(err, punch.ErrTimeout) || !errors.As(err, &pe) {
 		return err
 	}

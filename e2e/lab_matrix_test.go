@@ -1,0 +1,346 @@
+//go:build linux
+
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tcpunch/tcpunch/e2e/lab"
+)
+
+// The real-NAT matrix: every cell is a topology of the lab; every run builds
+// it afresh, starts `tcpunch serve` on the rendezvous host, `tcpunch listen`
+// in one peer's namespace and `tcpunch dial` in the other's, and pipes 1 MiB
+// of random data each way. Runs alternate which peer listens.
+
+const (
+	pipeSize = 1 << 20
+	// directTimeout is the --timeout of listen and dial in cells that must
+	// connect: generous, the lab's timing is not what is tested here.
+	directTimeout = 60 * time.Second
+	// noPathTimeout is the --timeout of dial in cells that must fail: the
+	// run waits that long for nothing.
+	noPathTimeout = 5 * time.Second
+	// runBudget bounds each process of a run: a failure must fail, not hang.
+	runBudget = 3 * time.Minute
+	rdvPort   = 3478
+)
+
+// cell is a scenario of the matrix, with asymmetric link delays when set
+// (lab.Scenario only splits one delay evenly).
+type cell struct {
+	lab.Scenario
+	delayA, delayB time.Duration // one-way delay of a's and b's internet-facing links
+	// bestEffort, when set, says why a direct connection is possible but
+	// not guaranteed: runs that do not connect are counted and logged, not
+	// failed. A connection that is made is checked like any other.
+	bestEffort string
+}
+
+// bestEffortTimeout is the --timeout of best-effort cells: what a user
+// would wait, and it bounds the suite.
+const bestEffortTimeout = 20 * time.Second
+
+// answersRST: unsolicited SYNs to this side get a RST, from the NAT's
+// firewall or its own stack, which also deletes the sender's fresh mapping.
+func answersRST(s lab.Side) bool { return s.NAT == lab.NATReject || s.NAT == lab.NATOpen }
+
+func matrix() []cell {
+	var cells []cell
+	for _, s := range lab.Scenarios() {
+		c := cell{Scenario: s}
+		if s.Direct && !s.SameNAT && s.Delay == 0 && answersRST(s.A) && answersRST(s.B) {
+			// Both NATs answer the first SYN that arrives with a RST
+			// and so delete the mapping the other side just opened:
+			// the punch only succeeds if both SYNs are in flight at
+			// once, a window of one one-way delay, some 50 µs on the
+			// lab's zero-delay links (shared/NOTES.md). With 50 ms of
+			// delay the same NATs are in the strict part (rst×rst-50ms).
+			c.bestEffort = "both NATs answer SYNs with RST and the links have no delay: both SYNs must cross within ~50 µs"
+		}
+		cells = append(cells, c)
+	}
+	drop, rst := lab.Side{NAT: lab.NATDrop}, lab.Side{NAT: lab.NATReject}
+	return append(cells,
+		cell{Scenario: lab.Scenario{Name: "drop×rst-50ms", A: drop, B: rst, Delay: 50 * time.Millisecond, Direct: true}},
+		cell{Scenario: lab.Scenario{Name: "drop×drop-150ms×10ms", A: drop, B: drop, Direct: true},
+			delayA: 150 * time.Millisecond, delayB: 10 * time.Millisecond},
+	)
+}
+
+// build makes the cell's lab, closed at the end of the test.
+func (c cell) build(t *testing.T) *lab.Pair {
+	t.Helper()
+	ctx := testContext(t, time.Minute)
+	start := time.Now()
+	p, err := c.Build(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeWithTest(t, p.Lab)
+	if c.delayA > 0 || c.delayB > 0 {
+		if err := p.SetDelay(outermost(p.A), c.delayA); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.SetDelay(outermost(p.B), c.delayB); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !c.IPv6 {
+		for _, h := range []*lab.Host{p.A, p.B} {
+			if err := ipv4Only(h); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Logf("lab %s up in %v", p.Prefix(), time.Since(start).Round(time.Millisecond))
+	return p
+}
+
+func TestLabMatrix(t *testing.T) {
+	lab.Require(t)
+	t.Parallel()
+	n := runsPerCell(t)
+	for _, c := range matrix() {
+		st := statsFor(c.Name, c.Direct, c.bestEffort != "")
+		t.Run(c.Name, func(t *testing.T) {
+			t.Parallel()
+			for i := range n {
+				t.Run(fmt.Sprintf("run%d", i+1), func(t *testing.T) {
+					if c.Direct {
+						runDirect(t, c, i, st)
+					} else {
+						runNoPath(t, c, i, st)
+					}
+				})
+			}
+		})
+	}
+}
+
+// roles: even runs a listens and b dials, odd runs the other way round.
+func roles(p *lab.Pair, i int) (listener, dialer *lab.Host) {
+	if i%2 == 0 {
+		return p.A, p.B
+	}
+	return p.B, p.A
+}
+
+// serveIn starts `tcpunch serve` on the rendezvous host and returns the
+// address peers use.
+func serveIn(t *testing.T, p *lab.Pair) string {
+	t.Helper()
+	listen := netip.AddrPortFrom(p.RendezvousAddr(), rdvPort).String()
+	addr, _ := serve(t, in(p.Rendezvous()), listen)
+	return addr
+}
+
+func runDirect(t *testing.T, c cell, i int, st *cellStats) {
+	var r run
+	defer func() { r.ok = r.connected && !t.Failed(); st.record(r) }()
+
+	p := c.build(t)
+	listener, dialer := roles(p, i)
+	rv := serveIn(t, p)
+	name := fmt.Sprintf("peer%d", i+1)
+	lSeed, dSeed := byte(2*i+10), byte(2*i+11)
+	timeout := "--timeout=" + directTimeout.String()
+	if c.bestEffort != "" {
+		timeout = "--timeout=" + bestEffortTimeout.String()
+	}
+
+	lOut, dOut := newHashWriter(), newHashWriter()
+	l := start(t, in(listener), stream(lSeed, pipeSize), lOut,
+		append(append([]string{"listen", "-r", rv, "--report", "json", timeout}, verboseArgs()...), name)...)
+	l.waitStderr(`listening as`, 30*time.Second)
+	d := start(t, in(dialer), stream(dSeed, pipeSize), dOut,
+		append(append([]string{"dial", "-r", rv, "--report", "json", timeout}, verboseArgs()...), name)...)
+
+	code := d.wait(runBudget)
+	if code == 3 && c.bestEffort != "" {
+		t.Logf("%s run %d: best effort (%s): no connection: %s", c.Name, i+1, c.bestEffort, lastLine(d.stderr.String()))
+		return
+	}
+	if code != 0 {
+		diagnose(t, p)
+		t.Fatalf("%s: dial in %s exit %d; stderr:\n%s", c.Name, dialer.Name(), code, d.stderr.String())
+	}
+	if code := l.wait(runBudget); code != 0 {
+		t.Fatalf("%s: listen in %s exit %d; stderr:\n%s", c.Name, listener.Name(), code, l.stderr.String())
+	}
+	lr, dr := parseReport(t, l.stderr.String()), parseReport(t, d.stderr.String())
+	r.connected, r.ms = true, dr.ElapsedMS
+	t.Logf("%s run %d: %s listened, %s dialed: %s %s→%s in %.1f ms (listener: %s in %.1f ms)",
+		c.Name, i+1, listener.Name(), dialer.Name(), dr.Method, dr.Local, dr.Remote, dr.ElapsedMS, lr.Method, lr.ElapsedMS)
+
+	if got, n := lOut.sum(); got != digest(stream(dSeed, pipeSize)) {
+		t.Errorf("listener received %d bytes that differ from the %d the dialer sent", n, pipeSize)
+	}
+	if got, n := dOut.sum(); got != digest(stream(lSeed, pipeSize)) {
+		t.Errorf("dialer received %d bytes that differ from the %d the listener sent", n, pipeSize)
+	}
+	checkReport(t, p, "listener", lr, dialer, dr)
+	checkReport(t, p, "dialer", dr, listener, lr)
+	checkMethods(t, lr.Method, dr.Method)
+	// The listener's public endpoint as the rendezvous saw it: a dialer
+	// that reached the listener through its NAT must have used exactly it
+	// (the NAT maps the reused port the same way for every destination).
+	if m := regexp.MustCompile(`public endpoint (\S+)`).FindStringSubmatch(l.stderr.String()); m != nil {
+		if remote := mustAddrPort(t, dr.Remote); listener.Router() != nil && remote.Addr() == publicAddr(listener) {
+			if obs, err := netip.ParseAddrPort(m[1]); err == nil && unmapped(obs) != remote {
+				t.Errorf("dialer connected to %v, but the rendezvous saw the listener at %v", remote, obs)
+			}
+		}
+	}
+}
+
+// runNoPath: no direct path exists; dial must give up within its timeout
+// with exit 3 and one line on stderr naming the problem, and nothing may
+// have been connected.
+func runNoPath(t *testing.T, c cell, i int, st *cellStats) {
+	var r run
+	defer func() { r.ok = !r.connected && !t.Failed(); st.record(r) }()
+
+	p := c.build(t)
+	listener, dialer := roles(p, i)
+	rv := serveIn(t, p)
+	name := fmt.Sprintf("peer%d", i+1)
+	timeout := "--timeout=" + noPathTimeout.String()
+
+	lOut, dOut := newHashWriter(), newHashWriter()
+	l := start(t, in(listener), stream(byte(2*i+10), pipeSize), lOut, "listen", "-r", rv, "--report", "json", timeout, name)
+	l.waitStderr(`listening as`, 30*time.Second)
+	began := time.Now()
+	d := start(t, in(dialer), stream(byte(2*i+11), pipeSize), dOut, "dial", "-r", rv, "--report", "json", timeout, name)
+	// "Within its timeout": the punch deadline covers the rendezvous too;
+	// the slack is for process start and exit on a loaded machine.
+	code := d.wait(noPathTimeout + 20*time.Second)
+	r.failMS = float64(time.Since(began).Microseconds()) / 1000
+	stderr := d.stderr.String()
+	if code == 0 {
+		r.connected = true
+		t.Fatalf("%s: dial connected, but no direct path should exist; stderr:\n%s", c.Name, stderr)
+	}
+	if code != 3 {
+		t.Fatalf("%s: dial exit %d, want 3 (no direct path); stderr:\n%s", c.Name, code, stderr)
+	}
+	t.Logf("%s run %d: %s dialed %s, gave up after %.1f s: %s", c.Name, i+1, dialer.Name(), listener.Name(), r.failMS/1000, lastLine(stderr))
+	checkOneLineError(t, stderr, "no direct path")
+	if strings.Contains(l.stderr.String(), "connected to") || strings.Contains(stderr, "connected to") {
+		t.Errorf("a side claims a connection:\nlistener:\n%s\ndialer:\n%s", l.stderr.String(), stderr)
+	}
+	if _, n := lOut.sum(); n != 0 {
+		t.Errorf("listener wrote %d bytes, but nothing was connected", n)
+	}
+	if _, n := dOut.sum(); n != 0 {
+		t.Errorf("dialer wrote %d bytes, but nothing was connected", n)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+// checkOneLineError checks that stderr ends with the error, one line that
+// names the problem (want), and that no other line does.
+func checkOneLineError(t *testing.T, stderr, want string) {
+	t.Helper()
+	last := lastLine(stderr)
+	if !strings.HasPrefix(last, "tcpunch: ") || !strings.Contains(last, want) {
+		t.Errorf("last line of stderr %q: want `tcpunch: ...%s...`; stderr:\n%s", last, want, stderr)
+	}
+	if n := strings.Count(stderr, want); n != 1 {
+		t.Errorf("%q appears on %d lines of stderr, want one:\n%s", want, n, stderr)
+	}
+}
+
+func mustAddrPort(t *testing.T, s string) netip.AddrPort {
+	t.Helper()
+	a, err := netip.ParseAddrPort(s)
+	if err != nil {
+		t.Fatalf("report address %q: %v", s, err)
+	}
+	return unmapped(a)
+}
+
+func unmapped(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+// checkReport checks one side's --report line: the remote is the peer's
+// public endpoint or one of its own (LAN/host) addresses in the cell's
+// family, never the rendezvous; an untranslated remote is exactly the
+// peer's local socket.
+func checkReport(t *testing.T, p *lab.Pair, who string, r report, peer *lab.Host, peerReport report) {
+	t.Helper()
+	remote := mustAddrPort(t, r.Remote)
+	rdv := p.Rendezvous()
+	if remote.Addr() == rdv.Addr() || remote.Addr() == rdv.Addr6() {
+		t.Errorf("%s's remote %v is the rendezvous host", who, remote)
+	}
+	var allowed []netip.Addr
+	if p.Scenario.IPv6 {
+		allowed = []netip.Addr{peer.Addr6()}
+	} else {
+		allowed = []netip.Addr{peer.Addr(), publicAddr(peer)}
+	}
+	ok := false
+	for _, a := range allowed {
+		ok = ok || remote.Addr() == a
+	}
+	if !ok {
+		t.Errorf("%s's remote %v is none of the peer %s's endpoints %v", who, remote, peer.Name(), allowed)
+	}
+	if remote.Addr() == peer.Addr() || remote.Addr() == peer.Addr6() {
+		if pl := mustAddrPort(t, peerReport.Local); pl.Port() != remote.Port() {
+			t.Errorf("%s's remote %v is the peer's own address, but the peer's socket is %v", who, remote, pl)
+		}
+	}
+	switch r.Method {
+	case "simultaneous-open", "accept", "connect":
+	default:
+		t.Errorf("%s's report method %q", who, r.Method)
+	}
+	if r.ElapsedMS <= 0 || r.SelfConnects != 0 {
+		t.Errorf("%s's report %+v: want elapsed > 0 and no self-connects", who, r)
+	}
+}
+
+// checkMethods: both ends describe the same connection.
+func checkMethods(t *testing.T, listener, dialer string) {
+	t.Helper()
+	want := map[string]string{"simultaneous-open": "simultaneous-open", "accept": "connect", "connect": "accept"}
+	if want[listener] != dialer {
+		t.Errorf("methods disagree: listener %q, dialer %q", listener, dialer)
+	}
+}
+
+// diagnose logs the peers' TCP sockets and the routers' conntrack tables,
+// taken right when a run failed, while its processes still run.
+func diagnose(t *testing.T, p *lab.Pair) {
+	t.Helper()
+	ctx := testContext(t, 10*time.Second)
+	show := func(n interface {
+		Name() string
+		Command(context.Context, string, ...string) *exec.Cmd
+	}, name string, args ...string) {
+		out, err := n.Command(ctx, name, args...).CombinedOutput()
+		t.Logf("%s: %s %s (err %v):\n%s", n.Name(), name, strings.Join(args, " "), err, out)
+	}
+	for _, h := range []*lab.Host{p.A, p.B} {
+		show(h, "ss", "-tano", "state", "all")
+		if _, err := exec.LookPath("conntrack"); err == nil {
+			for r := h.Router(); r != nil; r = r.Router() {
+				show(r, "conntrack", "-L", "-p", "tcp")
+			}
+		}
+	}
+}

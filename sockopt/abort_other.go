@@ -1,0 +1,5 @@
+//go:build !unix && !windows
+
+package sockopt
+
+func setLingerZero(fd uintptr) error { return ErrUnsupported }
