@@ -38,12 +38,8 @@ func startDelays(rttA, rttB time.Duration) (delayA, delayB time.Duration) {
 // of the control connection where there is one (Linux: no extra round
 // trip), else a Ping measured now, else the last Ping's.
 func (s *Server) rttOf(ctx context.Context, c *sconn) (time.Duration, string) {
-	if s.cfg.kernelRTT {
-		if sc, ok := c.nc.(syscall.Conn); ok {
-			if rtt, err := sockopt.RTT(sc); err == nil && rtt > 0 {
-				return rtt, "kernel"
-			}
-		}
+	if rtt, ok := c.kernelRTT(); ok {
+		return rtt, "kernel"
 	}
 	if rtt, err := c.ping(ctx); err == nil {
 		return rtt, "ping"
@@ -51,6 +47,20 @@ func (s *Server) rttOf(ctx context.Context, c *sconn) (time.Duration, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lastRTT, "last-ping"
+}
+
+// kernelRTT is the kernel's RTT sample of c's connection, when the server
+// may use it and the kernel has one.
+func (c *sconn) kernelRTT() (time.Duration, bool) {
+	if !c.s.cfg.kernelRTT {
+		return 0, false
+	}
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return 0, false
+	}
+	rtt, err := sockopt.RTT(sc)
+	return rtt, err == nil && rtt > 0
 }
 
 // withObserved puts the observed endpoint first and drops host candidates

@@ -557,14 +557,21 @@ func (c *sconn) close() {
 	})
 }
 
-// startKeepAlive pings the client now (a first RTT sample) and then every
-// keepalive period. Answers reset the idle timeout; a dead client's
-// connection (and name) go at the idle timeout.
+// startKeepAlive pings the client every keepalive period, and at once when
+// the kernel has no RTT sample to pair with (the ping's answer is then the
+// first one). Answers reset the idle timeout; a dead client's connection
+// (and name) go at the idle timeout.
 func (c *sconn) startKeepAlive() {
+	first := time.Duration(0)
+	if _, ok := c.kernelRTT(); ok {
+		// Most dialers close within moments of pairing: an immediate
+		// ping was a fifth of the server's pairing CPU (BENCHMARKS.md).
+		first = c.s.cfg.keepAlive
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ka == nil {
-		c.ka = time.AfterFunc(0, c.keepAliveTick)
+		c.ka = time.AfterFunc(first, c.keepAliveTick)
 	}
 }
 
