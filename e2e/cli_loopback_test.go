@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -373,5 +374,90 @@ func TestStunCommand(t *testing.T) {
 	p = start(t, nil, nil, io.Discard, "stun", dead)
 	if code := p.wait(30 * time.Second); code != 4 {
 		t.Errorf("stun to a dead server: exit %d, want 4", code)
+	}
+}
+
+// TestRendezvousFromEnvironment: TCPUNCH_RENDEZVOUS stands in for -r.
+func TestRendezvousFromEnvironment(t *testing.T) {
+	t.Parallel()
+	rv, _ := serve(t, nil, "127.0.0.1:0")
+	withEnv := []string{"env", "TCPUNCH_RENDEZVOUS=" + rv}
+	l := start(t, withEnv, strings.NewReader("from env listener\n"), io.Discard, "listen", "envname")
+	l.waitStderr(`listening as`, 30*time.Second)
+	var out bytes.Buffer
+	d := start(t, withEnv, strings.NewReader(""), &out, "dial", "envname")
+	if code := d.wait(60 * time.Second); code != 0 {
+		t.Fatalf("dial with TCPUNCH_RENDEZVOUS: exit %d", code)
+	}
+	if out.String() != "from env listener\n" {
+		t.Errorf("dial got %q", out.String())
+	}
+}
+
+// TestDialExec: the dialing side hands the connection to a child too.
+func TestDialExec(t *testing.T) {
+	t.Parallel()
+	rv, _ := serve(t, nil, "127.0.0.1:0")
+	var got bytes.Buffer
+	l := start(t, nil, strings.NewReader("line one\nline two\n"), &got, "listen", "-r", rv, "dialexec")
+	l.waitStderr(`listening as`, 30*time.Second)
+	// The child numbers the lines it reads and writes them back.
+	d := start(t, nil, nil, io.Discard, "dial", "-r", rv, "--exec", "cat -n", "dialexec")
+	if code := d.wait(60 * time.Second); code != 0 {
+		t.Fatalf("dial --exec: exit %d", code)
+	}
+	if code := l.wait(60 * time.Second); code != 0 {
+		t.Fatalf("listen: exit %d", code)
+	}
+	if f := strings.Fields(got.String()); len(f) != 6 || f[0] != "1" || f[3] != "2" || f[5] != "two" {
+		t.Errorf("listener got %q from the dialer's child, want the two lines numbered", got.String())
+	}
+}
+
+// TestExecChildrenStopWithListener: SIGTERM to `listen --exec` reaches the
+// children it started, and the command exits 0.
+func TestExecChildrenStopWithListener(t *testing.T) {
+	t.Parallel()
+	rv, _ := serve(t, nil, "127.0.0.1:0")
+	pidFile := t.TempDir() + "/child.pid"
+	l := start(t, nil, nil, io.Discard, "listen", "-r", rv, "--exec", "echo $$ > "+pidFile+"; exec sleep 300", "kids")
+	l.waitStderr(`listening as`, 30*time.Second)
+	d := start(t, nil, nil, io.Discard, "dial", "-r", rv, "kids")
+	var pid int
+	deadline := time.Now().Add(30 * time.Second)
+	for pid == 0 && time.Now().Before(deadline) {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			fmt.Sscan(string(b), &pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if pid == 0 {
+		t.Fatal("the --exec child never started")
+	}
+	l.signal(syscall.SIGTERM)
+	if code := l.wait(30 * time.Second); code != 0 {
+		t.Errorf("listen --exec after SIGTERM: exit %d, want 0", code)
+	}
+	// The child is gone (a zombie would have been reaped by the listener).
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Errorf("--exec child %d still running after the listener stopped", pid)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	// The dialer's connection ended with the child.
+	if code := d.wait(30 * time.Second); code != 0 {
+		t.Errorf("dial after the peer's child ended: exit %d", code)
+	}
+}
+
+// TestServeStopsGracefully: SIGTERM shuts the server down, exit 0.
+func TestServeStopsGracefully(t *testing.T) {
+	t.Parallel()
+	_, p := serve(t, nil, "127.0.0.1:0")
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Errorf("serve after SIGTERM: exit %d, want 0", code)
+	}
+	if !strings.Contains(p.stderr.String(), "shut") {
+		t.Errorf("serve logged no shutdown:\n%s", p.stderr.String())
 	}
 }
