@@ -64,16 +64,11 @@ type connectRun struct {
 
 func connectCell(ctx context.Context, cfg Config, kind lab.NATKind, oneWay time.Duration) error {
 	sc := lab.Scenario{Name: kind.String() + "×" + kind.String(), A: lab.Side{NAT: kind}, B: lab.Side{NAT: kind}, Delay: oneWay, Direct: true}
-	pair, err := sc.Build(ctx)
+	pair, srv, err := labWithServer(ctx, cfg, sc)
 	if err != nil {
 		return err
 	}
 	defer pair.Close()
-	srv, err := startWatching(pair.Rendezvous().Command(ctx, cfg.Exe, "serve", "--listen", pair.RendezvousAddr().String()+":3478"),
-		listeningRE, func(m []string) string { return m[1] })
-	if err != nil {
-		return err
-	}
 	defer srv.stop()
 
 	var runs []connectRun

@@ -35,16 +35,11 @@ func benchData(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("socat is not installed (apt-get install socat, or make bench as root): %w", err)
 	}
 	sc := lab.Scenario{Name: "drop×drop", A: lab.Side{NAT: lab.NATDrop}, B: lab.Side{NAT: lab.NATDrop}, Direct: true}
-	pair, err := sc.Build(ctx)
+	pair, srv, err := labWithServer(ctx, cfg, sc)
 	if err != nil {
 		return err
 	}
 	defer pair.Close()
-	srv, err := startWatching(pair.Rendezvous().Command(ctx, cfg.Exe, "serve", "--listen", pair.RendezvousAddr().String()+":3478"),
-		listeningRE, func(m []string) string { return m[1] })
-	if err != nil {
-		return err
-	}
 	defer srv.stop()
 	// The plain path: NAT A forwards two ports to peer A, so B reaches A
 	// across both NATs and both WAN links, as the punched connection does.

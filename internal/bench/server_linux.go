@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tcpunch/tcpunch/e2e/lab"
 )
 
 // proc is a server process the bench started: tcpunch serve, coturn, ...
@@ -33,6 +35,22 @@ func startServe(ctx context.Context, cfg Config, profile string, args ...string)
 	}
 	cmd := exec.CommandContext(ctx, cfg.Exe, append(base, args...)...)
 	return startWatching(cmd, listeningRE, func(m []string) string { return m[1] })
+}
+
+// labWithServer builds the scenario's lab and runs `tcpunch serve` on its
+// rendezvous host; close the pair and stop the server when done.
+func labWithServer(ctx context.Context, cfg Config, sc lab.Scenario) (*lab.Pair, *proc, error) {
+	pair, err := sc.Build(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := startWatching(pair.Rendezvous().Command(ctx, cfg.Exe, "serve", "--listen", pair.RendezvousAddr().String()+":3478"),
+		listeningRE, func(m []string) string { return m[1] })
+	if err != nil {
+		pair.Close()
+		return nil, nil, err
+	}
+	return pair, srv, nil
 }
 
 // startWatching starts cmd and waits for a line of its stderr (or stdout)
