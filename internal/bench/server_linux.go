@@ -59,7 +59,9 @@ func labWithServer(ctx context.Context, cfg Config, sc lab.Scenario) (*lab.Pair,
 func startWatching(cmd *exec.Cmd, re *regexp.Regexp, addr func([]string) string) (*proc, error) {
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// No Pdeathsig: it fires when the forking OS thread exits, and Go retires
+	// threads at will (seen killing coturn mid-benchmark). stop() and ctx end it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tcpunch/tcpunch/rendezvous"
 )
 
 // benchSTUN: STUN Binding requests over TCP per second and their latency,
@@ -196,7 +199,9 @@ func startCoturn(ctx context.Context) (*proc, error) {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, "turnserver", coturnArgs(port, dir)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// No Pdeathsig: it fires when the forking OS thread exits, and Go retires
+	// threads at will (seen killing coturn mid-benchmark). stop() and ctx end it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -208,11 +213,15 @@ func startCoturn(ctx context.Context) (*proc, error) {
 			return nil, fmt.Errorf("turnserver exited at start: %v", cmd.ProcessState)
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", p.addr, time.Second); err == nil {
-			c.Close()
+		// Ready means answering a Binding over TCP, not merely accepting:
+		// coturn accepts before its STUN threads serve.
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := rendezvous.MappedAddress(pctx, p.addr, netip.MustParseAddrPort("127.0.0.1:0"))
+		cancel()
+		if err == nil {
 			return p, nil
 		}
 	}
 	p.stop()
-	return nil, fmt.Errorf("turnserver did not listen on %s within 10 s", p.addr)
+	return nil, fmt.Errorf("turnserver did not answer a STUN Binding on %s within 10 s", p.addr)
 }
