@@ -45,9 +45,9 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 	var serverAt, rendezvous string
 	var a, b, server demoRunner
 	var aDesc, bDesc string
-	if err := lab.Check().Err(); cfg.Loopback || err != nil {
+	if st := lab.Check(); cfg.Loopback || st.Err() != nil {
 		if !cfg.Loopback {
-			fmt.Fprintf(out, "The real-NAT lab cannot run here, so this demo runs on loopback (no NAT at all).\n  %v\n\n", err)
+			fmt.Fprintf(out, "The real-NAT lab cannot run here, so this demo runs on loopback (no NAT at all).\n  %s\n\n", labAdvice(st))
 		} else {
 			fmt.Fprintf(out, "Running on loopback (no NAT), as asked.\n\n")
 		}
@@ -162,6 +162,29 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 		}
 	}
 	return nil
+}
+
+// labAdvice says what a demo user can do to get the real-NAT lab.
+func labAdvice(st lab.Status) string {
+	if st.OS != "linux" {
+		return "The lab needs Linux network namespaces; this is " + st.OS + "."
+	}
+	var do []string
+	if !st.Root {
+		do = append(do, "run it as root (sudo tcpunch demo)")
+	}
+	if len(st.Missing) > 0 {
+		seen := map[string]bool{}
+		var pkgs []string
+		for _, t := range st.Missing {
+			if !seen[t.Package] {
+				seen[t.Package] = true
+				pkgs = append(pkgs, t.Package)
+			}
+		}
+		do = append(do, "install "+strings.Join(pkgs, " ")+" (apt-get install "+strings.Join(pkgs, " ")+")")
+	}
+	return "For two real Linux NATs: " + strings.Join(do, " and ") + "."
 }
 
 var (
