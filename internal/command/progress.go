@@ -64,7 +64,7 @@ func (p *progress) event(ev punch.Event) {
 	case punch.EventConnected:
 		return // printed by connected, with the timing
 	case punch.EventFailed:
-		line = fmt.Sprintf("no direct path to the dialer at %v: %v", ev.Addr, explain("the dialer", p.timeout, p.peerInfo(ev.Addr), ev.Err))
+		line = fmt.Sprintf("%v (still listening)", explain("the dialer at "+ev.Addr.String(), p.timeout, p.peerInfo(ev.Addr), ev.Err))
 	default:
 		if !p.verbose {
 			return
