@@ -27,16 +27,17 @@ func benchSTUN(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer tp.stop()
-	ct, err := startCoturn(ctx)
+	ct, err := startCoturn(ctx, coturnAllocTimeout(cfg.Duration))
 	if err != nil {
 		return err
 	}
 	defer ct.stop()
 
 	fmt.Fprintf(cfg.Out, "\n## STUN Binding over TCP (loopback, %d connections, one request in flight each, %v per run)\n\n", cfg.Conns, cfg.Duration)
-	fmt.Fprintf(cfg.Out, "coturn: `%s`\n\n", coturnArgsString())
+	fmt.Fprintf(cfg.Out, "coturn: `%s`\n\n", coturnArgsString(coturnAllocTimeout(cfg.Duration)))
 	fmt.Fprintf(cfg.Out, "| round | server | requests/s | p50 | p99 | errors |\n|---|---|---|---|---|---|\n")
 	var ratios, rpsT, rpsC, p50T, p50C, p99T, p99C []float64
+	failedRounds := 0
 	for r := 0; r < cfg.Rounds; r++ {
 		order := []*proc{tp, ct}
 		if r%2 == 1 {
@@ -57,6 +58,9 @@ func benchSTUN(ctx context.Context, cfg Config) error {
 			}
 		}
 		t, c := res[tp], res[ct]
+		if t.errs > 0 || c.errs > 0 {
+			failedRounds++
+		}
 		ratios = append(ratios, t.rps/c.rps)
 		rpsT, rpsC = append(rpsT, t.rps), append(rpsC, c.rps)
 		p50T, p50C = append(p50T, t.p50), append(p50C, c.p50)
@@ -65,6 +69,9 @@ func benchSTUN(ctx context.Context, cfg Config) error {
 	fmt.Fprintf(cfg.Out, "| **median** | tcpunch | **%s** | %.3f ms | %.3f ms | |\n", si(median(rpsT)), median(p50T), median(p99T))
 	fmt.Fprintf(cfg.Out, "| **median** | coturn | **%s** | %.3f ms | %.3f ms | |\n", si(median(rpsC)), median(p50C), median(p99C))
 	fmt.Fprintf(cfg.Out, "\n**tcpunch / coturn requests/s: %.2f** (median of per-round ratios %v)\n", median(ratios), fmtRatios(ratios))
+	if failedRounds > 0 {
+		fmt.Fprintf(cfg.Out, "\n**%d of %d rounds had connection errors: their requests/s count only the requests answered before the error, so the ratio is not a fair comparison.**\n", failedRounds, cfg.Rounds)
+	}
 
 	if cfg.Profile != "" {
 		prof := filepath.Join(cfg.Profile, "stun-server.pprof")
@@ -108,7 +115,7 @@ type stunResult struct {
 // stunLoad runs conns closed-loop Binding clients against addr for d
 // (after a short warm-up that is not counted).
 func stunLoad(ctx context.Context, addr string, conns int, d time.Duration) stunResult {
-	const warm = 300 * time.Millisecond
+	const warm = stunWarm
 	var mu sync.Mutex
 	var all []time.Duration
 	errs := 0
@@ -121,6 +128,14 @@ func stunLoad(ctx context.Context, addr string, conns int, d time.Duration) stun
 		go func() {
 			defer wg.Done()
 			mine := make([]time.Duration, 0, 1<<16)
+			// A connection that fails still contributes the requests it
+			// completed: a server that drops connections mid-run then shows
+			// up as errors and a lower rate, not as 0 req/s.
+			defer func() {
+				mu.Lock()
+				all = append(all, mine...)
+				mu.Unlock()
+			}()
 			fail := func(err error) {
 				mu.Lock()
 				if errs++; firstErr == "" && err != nil {
@@ -158,25 +173,37 @@ func stunLoad(ctx context.Context, addr string, conns int, d time.Duration) stun
 					mine = append(mine, time.Since(t0))
 				}
 			}
-			mu.Lock()
-			all = append(all, mine...)
-			mu.Unlock()
 		}()
 	}
 	wg.Wait()
 	return stunResult{rps: float64(len(all)) / d.Seconds(), p50: durQuantile(all, 0.5), p99: durQuantile(all, 0.99), errs: errs, firstErr: firstErr}
 }
 
-func coturnArgs(port int, dir string) []string {
+// stunWarm is stunLoad's uncounted warm-up.
+const stunWarm = 300 * time.Millisecond
+
+// coturnAllocTimeout is the --max-allocate-timeout, in seconds, that lets a
+// load connection of a d-long run live to its end. coturn closes (with RST,
+// it sets SO_LINGER 0) every client session that has not made a TURN
+// allocation within this time of its accept, however busy the session is:
+// the default for --stun-only is 3 s (TURN_MAX_ALLOCATE_TIMEOUT_STUN_ONLY in
+// ns_turn_server.c), shorter than a default run (0.3 s warm-up + 4 s), so
+// every connection was reset mid-run and all its samples were lost.
+func coturnAllocTimeout(d time.Duration) int {
+	return max(3600, int((stunWarm+d).Seconds())+60)
+}
+
+func coturnArgs(port int, dir string, allocTimeout int) []string {
 	return []string{"-n", "--stun-only", "--no-udp", "--no-tls", "--no-dtls", "--no-cli",
 		"--listening-ip", "127.0.0.1", "--listening-port", strconv.Itoa(port),
+		"--max-allocate-timeout", strconv.Itoa(allocTimeout),
 		"--pidfile", filepath.Join(dir, "turnserver.pid"), "--log-file", filepath.Join(dir, "turnserver.log"),
 		"--simple-log", "--no-stdout-log"}
 }
 
-func coturnArgsString() string {
+func coturnArgsString(allocTimeout int) string {
 	s := "turnserver"
-	for _, a := range coturnArgs(0, "DIR") {
+	for _, a := range coturnArgs(0, "DIR", allocTimeout) {
 		s += " " + a
 	}
 	return s
@@ -184,7 +211,7 @@ func coturnArgsString() string {
 
 // startCoturn runs coturn as a STUN-only server over TCP on a free
 // loopback port and waits until it accepts connections.
-func startCoturn(ctx context.Context) (*proc, error) {
+func startCoturn(ctx context.Context, allocTimeout int) (*proc, error) {
 	if _, err := exec.LookPath("turnserver"); err != nil {
 		return nil, fmt.Errorf("coturn is not installed (apt-get install coturn, or make bench as root): %w", err)
 	}
@@ -198,7 +225,7 @@ func startCoturn(ctx context.Context) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, "turnserver", coturnArgs(port, dir)...)
+	cmd := exec.CommandContext(ctx, "turnserver", coturnArgs(port, dir, allocTimeout)...)
 	// No Pdeathsig: it fires when the forking OS thread exits, and Go retires
 	// threads at will (seen killing coturn mid-benchmark). stop() and ctx end it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
