@@ -46,6 +46,7 @@ func (p *session) dialLoop(c *candidate) {
 		sock.Store(nil)
 		actx, cancel := context.WithCancel(p.ctx)
 		stopWatch := p.attemptWatch(c, &sock, cancel)
+		began := time.Now()
 		nc, err := d.DialContext(actx, "tcp", c.addr.String())
 		timedOut := stopWatch()
 		cancel()
@@ -64,6 +65,8 @@ func (p *session) dialLoop(c *candidate) {
 				// sequence number, conntrack then drops as INVALID.
 				pause = 0
 				err = fmt.Errorf("no answer within %v: %w", p.cfg.attemptTimeout, errAttemptTimeout)
+			case errors.Is(err, syscall.ECONNREFUSED):
+				pause = p.cfg.refusedPause(time.Since(began))
 			case isAddrBusy(err):
 				// Our port already holds this 4-tuple: an accepted
 				// connection being verified, or a socket the kernel has
@@ -131,6 +134,19 @@ func (p *session) attemptWatch(c *candidate, sock *atomic.Pointer[syscall.RawCon
 		<-finished
 		return fired
 	}
+}
+
+// refusedPause is the pause after an attempt the far side refused (RST)
+// after took. A NAT that answers SYNs with RST also forgets the mapping, so
+// the punch needs both SYNs in flight at once: a window of about one round
+// trip, which took measures. Pausing a random 0–2 of those keeps our SYN in
+// flight about half the time, unsynchronised with the peer's, instead of a
+// fraction RTT/jitter of it (0.1% at LAN round trips with the default
+// 25–125 ms). Bounded below so a LAN peer is not flooded.
+func (c *config) refusedPause(took time.Duration) time.Duration {
+	const floor = time.Millisecond
+	limit := min(max(2*took, floor), c.jitterMax)
+	return floor + rand.N(limit)
 }
 
 // errAttemptTimeout: an attempt got no answer within the attempt timeout.
