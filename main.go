@@ -45,7 +45,11 @@ func main() {
 	defer stop()
 
 	err := newApp().RunContext(ctx, os.Args)
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		fmt.Fprintln(os.Stderr, "tcpunch: interrupted")
+	default:
 		fmt.Fprintf(os.Stderr, "tcpunch: %v\n", err)
 	}
 	stop()
@@ -139,12 +143,14 @@ func peerFlags() []cli.Flag {
 }
 
 func peerConfig(c *cli.Context) command.Peer {
-	// Debug logs from the library only when asked for: the progress lines
-	// are the human account.
-	logger := slog.New(slog.DiscardHandler)
+	// The progress lines are the human account; the library adds what they
+	// do not cover (a lost rendezvous, a re-registration), and with -v its
+	// debug detail.
+	level := slog.LevelInfo
 	if c.Bool("verbose") {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		level = slog.LevelDebug
 	}
+	logger := command.NewLineLogger(os.Stderr, level)
 	return command.Peer{
 		Rendezvous: c.String("rendezvous"),
 		Port:       c.Int("port"),

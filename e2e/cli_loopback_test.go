@@ -304,6 +304,9 @@ func TestInterruptWhilePunching(t *testing.T) {
 	if code := d.wait(30 * time.Second); code != 130 {
 		t.Errorf("dial after SIGINT: exit %d, want 130; stderr:\n%s", code, d.stderr.String())
 	}
+	if !strings.HasSuffix(strings.TrimSpace(d.stderr.String()), "tcpunch: interrupted") {
+		t.Errorf("dial after SIGINT does not end with 'tcpunch: interrupted':\n%s", d.stderr.String())
+	}
 }
 
 func TestDemoLoopback(t *testing.T) {
@@ -459,5 +462,31 @@ func TestServeStopsGracefully(t *testing.T) {
 	}
 	if !strings.Contains(p.stderr.String(), "shut") {
 		t.Errorf("serve logged no shutdown:\n%s", p.stderr.String())
+	}
+}
+
+// TestListenSurvivesServerRestart: `tcpunch listen` says when it loses the
+// rendezvous, registers again when the server is back, and is dialable.
+func TestListenSurvivesServerRestart(t *testing.T) {
+	t.Parallel()
+	rv, srv := serve(t, nil, "127.0.0.1:0")
+	l := start(t, nil, strings.NewReader("still here\n"), io.Discard, "listen", "-r", rv, "phoenix")
+	l.waitStderr(`listening as`, 30*time.Second)
+
+	srv.signal(syscall.SIGTERM)
+	if code := srv.wait(30 * time.Second); code != 0 {
+		t.Fatalf("serve after SIGTERM: exit %d", code)
+	}
+	l.waitStderr(`reconnecting`, 30*time.Second)
+	serve(t, nil, rv) // the same address
+	l.waitStderr(`registered again`, 60*time.Second)
+
+	var out bytes.Buffer
+	d := start(t, nil, strings.NewReader(""), &out, "dial", "-r", rv, "phoenix")
+	if code := d.wait(60 * time.Second); code != 0 {
+		t.Fatalf("dial after the restart: exit %d", code)
+	}
+	if out.String() != "still here\n" {
+		t.Errorf("dial got %q", out.String())
 	}
 }
