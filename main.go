@@ -323,6 +323,8 @@ EXAMPLES:
 				Usage: "time allowed to finish one message once it has started (slow clients are cut)"},
 			&cli.DurationFlag{Name: "idle-timeout", Value: rendezvous.DefaultIdleTimeout, EnvVars: envs("idle-timeout"),
 				Usage: "a connection silent this long (no message, no ping answer) is closed and its name freed"},
+			&cli.DurationFlag{Name: "keepalive", Value: rendezvous.DefaultKeepAlive, EnvVars: envs("keepalive"),
+				Usage: "how often the server pings registered listeners (keeps NAT mappings alive, finds dead peers)"},
 			logFormatFlag(),
 			verboseFlag(),
 		},
@@ -339,6 +341,7 @@ EXAMPLES:
 				rendezvous.WithMaxNameLength(c.Int("max-name-length")),
 				rendezvous.WithReadTimeout(c.Duration("read-timeout")),
 				rendezvous.WithIdleTimeout(c.Duration("idle-timeout")),
+				rendezvous.WithKeepAlive(c.Duration("keepalive")),
 			)
 			if errors.Is(err, context.Canceled) {
 				return nil

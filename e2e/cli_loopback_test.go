@@ -490,3 +490,20 @@ func TestListenSurvivesServerRestart(t *testing.T) {
 		t.Errorf("dial got %q", out.String())
 	}
 }
+
+// TestServeJSONLogs: --log-format json makes every log line a JSON object.
+func TestServeJSONLogs(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil, nil, io.Discard, "serve", "--listen", "127.0.0.1:0", "--log-format", "json")
+	p.waitStderr(`"msg":"listening"`, 30*time.Second)
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("serve: exit %d", code)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(p.stderr.String()), "\n") {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(line), &v); err != nil || v["msg"] == nil {
+			t.Errorf("not a JSON log line: %q", line)
+		}
+	}
+}
