@@ -14,27 +14,37 @@ import (
 )
 
 // dialLoop dials one candidate from the Endpoint's port until the punch ends
-// or the candidate is dropped. Each attempt is bounded, so a SYN that a NAT
-// dropped is replaced by a fresh one instead of waiting for the kernel's
-// backoff, and the pause between attempts is random, so that our retries
-// and the peer's cannot phase-lock and keep missing each other.
+// or the candidate is dropped. A SYN that got no answer within the attempt
+// timeout is sent again: by the kernel, on the same socket, where the kernel
+// lets us fix its retransmission timer (see [sockopt.RetransmitSYN]), or else
+// by a fresh attempt instead of waiting for the kernel's backoff. After a
+// refusal the pause is random, so that our retries and the peer's cannot
+// phase-lock and keep missing each other.
 func (p *session) dialLoop(c *candidate) {
 	defer p.wg.Done()
 	d := sockopt.Dialer(p.e.localFor(c.addr))
-	d.KeepAlive = -1 // only the winner needs keepalive; finish sets it
-	// An attempt given up mid-handshake must free its 4-tuple at once, or
-	// it lingers in FIN-WAIT-1 and every later attempt to this candidate
-	// fails with EADDRNOTAVAIL (seen in the lab with 5% loss). finish
-	// restores a normal close on the winner.
-	var sock atomic.Pointer[syscall.RawConn] // the attempt in progress, for attemptWatch
+	d.KeepAlive = -1                       // only the winner needs keepalive; finish sets it
+	var sock atomic.Pointer[attemptSocket] // the attempt in progress, for attemptWatch
 	d.Control = func(network, address string, rc syscall.RawConn) error {
 		if err := sockopt.Control(network, address, rc); err != nil {
 			return err
 		}
+		// An attempt given up mid-handshake must free its 4-tuple at once,
+		// or it lingers in FIN-WAIT-1 and every later attempt to this
+		// candidate fails with EADDRNOTAVAIL (seen in the lab with 5%
+		// loss). finish restores a normal close on the winner.
 		if err := sockopt.AbortOnClose(network, address, rc); err != nil {
 			return err
 		}
-		sock.Store(&rc)
+		s := &attemptSocket{rc: rc}
+		if p.cfg.attemptTimeout >= sockopt.MinRetransmitInterval {
+			err := sockopt.RetransmitSYN(rc, p.cfg.attemptTimeout)
+			s.kernelRetries = err == nil
+			if err != nil && !errors.Is(err, sockopt.ErrNoRetransmitControl) {
+				p.cfg.logger.Debug("SYN retransmission left to the kernel's defaults", "addr", c.addr, "err", err)
+			}
+		}
+		sock.Store(s)
 		return nil
 	}
 	for {
@@ -45,7 +55,14 @@ func (p *session) dialLoop(c *candidate) {
 		p.e.emit(Event{Kind: EventAttempt, Addr: c.addr, Attempt: n})
 		sock.Store(nil)
 		actx, cancel := context.WithCancel(p.ctx)
-		stopWatch := p.attemptWatch(c, &sock, cancel)
+		// Each SYN the kernel retransmits counts as an attempt of its own,
+		// so that reports read the same whichever way SYNs are resent.
+		resent := func() {
+			p.attemptFailed(c, n, p.timeoutErr(c, d, n))
+			n = p.countAttempt(c)
+			p.e.emit(Event{Kind: EventAttempt, Addr: c.addr, Attempt: n})
+		}
+		stopWatch := p.attemptWatch(c, &sock, resent, cancel)
 		began := time.Now()
 		nc, err := d.DialContext(actx, "tcp", c.addr.String())
 		timedOut := stopWatch()
@@ -64,16 +81,20 @@ func (p *session) dialLoop(c *candidate) {
 				// and meets our listener, whose SYN-ACK, with a new
 				// sequence number, conntrack then drops as INVALID.
 				pause = 0
-				err = fmt.Errorf("no answer within %v: %w", p.cfg.attemptTimeout, errAttemptTimeout)
+				err = p.timeoutErr(c, d, n)
 			case errors.Is(err, syscall.ECONNREFUSED):
 				pause = p.cfg.refusedPause(time.Since(began))
+				err = fmt.Errorf("dialing %v from %v (attempt %d): %w", c.addr, d.LocalAddr, n, err)
 			case isAddrBusy(err):
 				// Our port already holds this 4-tuple: an accepted
 				// connection being verified, or a socket the kernel has
 				// not released yet. Give it time rather than spin.
 				pause += p.cfg.jitter()
+				fallthrough
+			default:
+				err = fmt.Errorf("dialing %v from %v (attempt %d): %w", c.addr, d.LocalAddr, n, err)
 			}
-			p.attemptFailed(c, n, fmt.Errorf("dialing %v from %v (attempt %d): %w", c.addr, d.LocalAddr, n, err))
+			p.attemptFailed(c, n, err)
 			if !p.sleep(pause) {
 				return
 			}
@@ -94,16 +115,24 @@ func (p *session) dialLoop(c *candidate) {
 	}
 }
 
-// attemptWatch ends the attempt on sock (by cancel) once it has been in
-// SYN-SENT for the attempt timeout: the SYN or the peer's was lost, and a
-// fresh attempt beats the kernel's 1 s / 3 s / 7 s backoff. An attempt that
-// has received the peer's SYN (SYN-RECV: a simultaneous open under way, its
-// SYN-ACK lost) is left to the kernel's retransmissions instead: a new
+// attemptSocket is the socket of the attempt in progress.
+type attemptSocket struct {
+	rc            syscall.RawConn
+	kernelRetries bool // the kernel resends our SYN every attempt timeout
+}
+
+// attemptWatch looks at the attempt on sock every attempt timeout. An
+// attempt still in SYN-SENT has had its SYN or the peer's lost: if the
+// kernel resends our SYN on its own (kernelRetries), the watch reports that
+// through resent and lets it; otherwise it ends the attempt (by cancel), and
+// a fresh one beats the kernel's 1 s / 3 s / 7 s backoff. An attempt that has
+// received the peer's SYN (SYN-RECV: a simultaneous open under way, its
+// SYN-ACK lost) is always left to the kernel's retransmissions: a new
 // socket on the same 4-tuple would start with a new initial sequence
 // number, which a Linux NAT that saw the first handshake drops as out of
 // window (conntrack INVALID) for minutes. Where the kernel does not tell
 // the state, every attempt ends at the timeout.
-func (p *session) attemptWatch(c *candidate, sock *atomic.Pointer[syscall.RawConn], cancel context.CancelFunc) (stop func() (timedOut bool)) {
+func (p *session) attemptWatch(c *candidate, sock *atomic.Pointer[attemptSocket], resent func(), cancel context.CancelFunc) (stop func() (timedOut bool)) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	var fired bool
@@ -117,9 +146,16 @@ func (p *session) attemptWatch(c *candidate, sock *atomic.Pointer[syscall.RawCon
 				return
 			case <-t.C:
 			}
-			if rc := sock.Load(); rc != nil {
-				if st, err := sockopt.State(*rc); err == nil && st == sockopt.StateSynReceived {
+			if s := sock.Load(); s != nil {
+				st, err := sockopt.State(s.rc)
+				switch {
+				case err != nil:
+				case st == sockopt.StateSynReceived:
 					p.cfg.logger.Debug("attempt in SYN-RECV: leaving the handshake to the kernel", "addr", c.addr)
+					t.Reset(p.cfg.attemptTimeout)
+					continue
+				case st == sockopt.StateSynSent && s.kernelRetries:
+					resent()
 					t.Reset(p.cfg.attemptTimeout)
 					continue
 				}
@@ -134,6 +170,11 @@ func (p *session) attemptWatch(c *candidate, sock *atomic.Pointer[syscall.RawCon
 		<-finished
 		return fired
 	}
+}
+
+// timeoutErr is the error of attempt n to c when it got no answer in time.
+func (p *session) timeoutErr(c *candidate, d *net.Dialer, n int) error {
+	return fmt.Errorf("dialing %v from %v (attempt %d): no answer within %v: %w", c.addr, d.LocalAddr, n, p.cfg.attemptTimeout, errAttemptTimeout)
 }
 
 // refusedPause is the pause after an attempt the far side refused (RST)

@@ -2,6 +2,7 @@ package punch
 
 import (
 	"context"
+	"github.com/tcpunch/tcpunch/sockopt"
 	"maps"
 	"net"
 	"net/netip"
@@ -73,6 +74,11 @@ func (p *session) finish(w *rawConn) *Conn {
 	// Dialed attempts close abortively (see dialLoop); the application's
 	// Close must flush its data with a FIN as usual.
 	_ = w.c.SetLinger(-1)
+	// Dialed attempts retransmit on a short fixed timer (see dialLoop); the
+	// application's stream backs off as TCP should.
+	if raw, err := w.c.SyscallConn(); err == nil {
+		_ = sockopt.RestoreRetransmit(raw)
+	}
 	_ = w.c.SetNoDelay(true)
 	if p.cfg.keepAlive > 0 {
 		_ = w.c.SetKeepAlive(true)

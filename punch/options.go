@@ -13,8 +13,9 @@ type Option func(*config)
 // for loopback speed.
 const (
 	// Long enough for one SYN round trip on a slow path, short enough that a
-	// SYN lost to a NAT that was not yet open is replaced well before the
-	// kernel's own retransmission backoff (1 s, 3 s, 7 s) would do it.
+	// SYN lost to a NAT that was not yet open is resent well before the
+	// kernel's own retransmission backoff would do it. Also the shortest
+	// interval at which Linux retransmits a SYN for us (TCP_RTO_MAX_MS).
 	defaultAttemptTimeout = time.Second
 	defaultPunchTimeout   = 30 * time.Second
 	// Retries after a failed attempt wait a random time in this range: a
@@ -80,9 +81,12 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // engine's goroutines and must return quickly.
 func WithEvents(fn func(Event)) Option { return func(c *config) { c.events = fn } }
 
-// WithAttemptTimeout bounds one dial attempt. A socket still in SYN_SENT when
-// it expires is closed and the candidate is dialed again, which sends a fresh
-// SYN sooner than the kernel's exponential SYN retransmission would.
+// WithAttemptTimeout sets how long a SYN may go unanswered before it is sent
+// again, sooner than the kernel's exponential SYN retransmission would. On
+// Linux 6.15 and later, with d of at least one second, the kernel resends
+// the SYN on the same socket (same sequence number, which NAT connection
+// tracking requires; see [sockopt.RetransmitSYN]); elsewhere a socket still
+// in SYN-SENT is closed and the candidate dialed again.
 func WithAttemptTimeout(d time.Duration) Option { return func(c *config) { c.attemptTimeout = d } }
 
 // WithRetryJitter sets the range of the random pause before a candidate is

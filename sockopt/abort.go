@@ -17,12 +17,5 @@ import (
 // the linger back (SetLinger(-1)) on a connection you keep, or its Close
 // will discard unsent data.
 func AbortOnClose(network, address string, c syscall.RawConn) error {
-	var sockErr error
-	if err := c.Control(func(fd uintptr) { sockErr = setLingerZero(fd) }); err != nil {
-		return fmt.Errorf("sockopt: reaching socket for %s %s: %w", network, address, err)
-	}
-	if sockErr != nil {
-		return fmt.Errorf("sockopt: %s %s: setting SO_LINGER: %w", network, address, sockErr)
-	}
-	return nil
+	return control(c, fmt.Sprintf("setting SO_LINGER on %s %s", network, address), setLingerZero)
 }

@@ -18,14 +18,7 @@ var ErrUnsupported = errors.New("sockopt: port reuse is not supported on this op
 // error of c.Control and the error of each setsockopt are returned; none is
 // dropped.
 func Control(network, address string, c syscall.RawConn) error {
-	var sockErr error
-	if err := c.Control(func(fd uintptr) { sockErr = setReuse(fd) }); err != nil {
-		return fmt.Errorf("sockopt: reaching socket for %s %s: %w", network, address, err)
-	}
-	if sockErr != nil {
-		return fmt.Errorf("sockopt: %s %s: %w", network, address, sockErr)
-	}
-	return nil
+	return control(c, fmt.Sprintf("making %s %s reusable", network, address), setReuse)
 }
 
 // ListenConfig returns a ListenConfig whose sockets use [Control]. Listening

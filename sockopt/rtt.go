@@ -19,12 +19,9 @@ func RTT(c syscall.Conn) (time.Duration, error) {
 		return 0, fmt.Errorf("sockopt: reading RTT: %w", err)
 	}
 	var rtt time.Duration
-	var sockErr error
-	if err := raw.Control(func(fd uintptr) { rtt, sockErr = kernelRTT(fd) }); err != nil {
-		return 0, fmt.Errorf("sockopt: reading RTT: %w", err)
-	}
-	if sockErr != nil {
-		return 0, fmt.Errorf("sockopt: reading RTT: %w", sockErr)
-	}
-	return rtt, nil
+	err = control(raw, "reading RTT", func(fd uintptr) (err error) {
+		rtt, err = kernelRTT(fd)
+		return err
+	})
+	return rtt, err
 }

@@ -2,7 +2,6 @@ package sockopt
 
 import (
 	"errors"
-	"fmt"
 	"syscall"
 )
 
@@ -40,12 +39,9 @@ var ErrNoState = errors.New("sockopt: TCP state is not available on this operati
 // that a Linux NAT's connection tracking then rejects as out of window.
 func State(c syscall.RawConn) (TCPState, error) {
 	var st TCPState
-	var sockErr error
-	if err := c.Control(func(fd uintptr) { st, sockErr = kernelState(fd) }); err != nil {
-		return StateOther, fmt.Errorf("sockopt: reading TCP state: %w", err)
-	}
-	if sockErr != nil {
-		return StateOther, fmt.Errorf("sockopt: reading TCP state: %w", sockErr)
-	}
-	return st, nil
+	err := control(c, "reading TCP state", func(fd uintptr) (err error) {
+		st, err = kernelState(fd)
+		return err
+	})
+	return st, err
 }

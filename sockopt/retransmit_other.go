@@ -1,0 +1,9 @@
+//go:build !linux
+
+package sockopt
+
+import "time"
+
+func setRetransmit(fd uintptr, interval time.Duration, syn bool) error {
+	return ErrNoRetransmitControl
+}
