@@ -279,8 +279,6 @@ func TestImpostorsRefused(t *testing.T) {
 			io.WriteString(c, "HTTP/1.1 400 Bad Request\r\n\r\n")
 			io.Copy(io.Discard, c)
 		})
-		var gotReject sync.WaitGroup
-		gotReject.Add(1)
 		rejectReasons := make(chan rejectReason, 10)
 		wrongTag := server(t, func(c net.Conn) {
 			// Speaks our protocol, for another session.
@@ -301,21 +299,43 @@ func TestImpostorsRefused(t *testing.T) {
 		var evA eventLog
 		a := newEndpoint(t, netip.AddrPortFrom(lo4, 0), WithEvents(evA.add), WithVerifyTimeout(time.Second))
 		b := newEndpoint(t, netip.AddrPortFrom(lo4, 0))
-		ca, cb := mustPair(ctx, t, a, b, []netip.AddrPort{garbage, wrongTag, silent, b.Addr()}, []netip.AddrPort{a.Addr()})
-		checkSameConnection(t, ca, cb)
-		if ca.Info().Remote != b.Addr() {
-			t.Fatalf("won against %v, want the peer %v", ca.Info().Remote, b.Addr())
-		}
-		converse(t, ca, cb)
+		tag := newTag(t)
+		resA := make(chan punchResult, 1)
+		go func() {
+			c, err := a.Punch(ctx, Session{Candidates: []netip.AddrPort{garbage, wrongTag, silent, b.Addr()}, Role: RoleControlling, Tag: tag})
+			resA <- punchResult{c, err}
+		}()
+		// The real peer joins only once both impostors have been refused,
+		// so that the refusals are certain, not a race with the win. (B's
+		// endpoint holds A's early connections until B's punch registers.)
 		select {
 		case r := <-rejectReasons:
 			if r != reasonSession {
 				t.Errorf("the other session's peer was rejected for %v, want %v", r, reasonSession)
 			}
-		default:
-			// The peer may have won before the impostor's hello came back.
-			t.Logf("the wrong-tag server was not rejected before the punch ended")
+		case <-ctx.Done():
+			t.Fatal("the peer of another session was never rejected")
 		}
+		for evA.count(EventRejected, garbage) == 0 {
+			if ctx.Err() != nil {
+				t.Fatalf("the garbage server was never refused; events of A:\n%s", &evA)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		cb, err := b.Punch(ctx, Session{Candidates: []netip.AddrPort{a.Addr()}, Role: RoleControlled, Tag: tag})
+		if err != nil {
+			t.Fatalf("the real peer: %v", err)
+		}
+		ra := <-resA
+		if ra.err != nil {
+			t.Fatalf("A among impostors: %v", ra.err)
+		}
+		ca := ra.conn
+		checkSameConnection(t, ca, cb)
+		if ca.Info().Remote != b.Addr() {
+			t.Fatalf("won against %v, want the peer %v", ca.Info().Remote, b.Addr())
+		}
+		converse(t, ca, cb)
 		t.Logf("events of A:\n%s", &evA)
 		ca.Close()
 		cb.Close()

@@ -75,17 +75,21 @@ func TestForcedSimultaneousOpen(t *testing.T) {
 				t.Skip("no blackhole")
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			var evA eventLog
+			var evA, evB eventLog
 			a := newEndpoint(t, pa, withoutListener(), WithEvents(evA.add))
-			b := newEndpoint(t, pb, withoutListener())
+			b := newEndpoint(t, pb, withoutListener(), WithEvents(evB.add))
 			ca, cb := mustPair(ctx, t, a, b, []netip.AddrPort{pb}, []netip.AddrPort{pa})
 			cancel()
 			checkSameConnection(t, ca, cb)
-			if ca.Info().Method != MethodSimultaneousOpen {
-				t.Errorf("method %v, want simultaneous-open", ca.Info().Method)
+			for side, info := range map[string]Info{"A": ca.Info(), "B": cb.Info()} {
+				if info.Method != MethodSimultaneousOpen {
+					t.Errorf("%s: method %v, want simultaneous-open", side, info.Method)
+				}
 			}
-			if n := evA.count(EventVerified, netip.AddrPort{}); n != 1 {
-				t.Errorf("A verified %d connections, want exactly one", n)
+			for side, ev := range map[string]*eventLog{"A": &evA, "B": &evB} {
+				if n := ev.count(EventVerified, netip.AddrPort{}); n != 1 {
+					t.Errorf("%s verified %d connections, want exactly one", side, n)
+				}
 			}
 			converse(t, ca, cb)
 			t.Logf("round %d: attempts A %v B %v in %v", i, ca.Info().Attempts, cb.Info().Attempts, ca.Info().Elapsed)
