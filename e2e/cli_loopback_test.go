@@ -174,20 +174,55 @@ func TestUnknownNameExit4OneLine(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(d.stderr.String()), "\n")
 	last := lines[len(lines)-1]
-	if !strings.HasPrefix(last, "tcpunch: ") || !strings.Contains(last, "nobody-here") {
-		t.Errorf("last stderr line %q: want one 'tcpunch: ...' line naming the unknown name", last)
+	want := "tcpunch: no listener named \"nobody-here\" at " + rv + ": start `tcpunch listen -r " + rv + " nobody-here` on the other side first"
+	if !strings.HasPrefix(last, want) {
+		t.Errorf("last stderr line %q: want %q…", last, want)
 	}
 }
 
+// A server that is not there: listen and dial retry for --timeout, then
+// exit 4 with one line that says what to check.
 func TestRendezvousUnreachableExit4(t *testing.T) {
 	t.Parallel()
 	// A port nothing listens on.
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()
-	d := start(t, nil, nil, io.Discard, "dial", "-r", addr, "--timeout", "5s", "x")
-	if code := d.wait(30 * time.Second); code != 4 {
-		t.Fatalf("exit %d, want 4; stderr:\n%s", code, d.stderr.String())
+	for _, cmd := range []string{"dial", "listen"} {
+		p := start(t, nil, nil, io.Discard, cmd, "-r", addr, "--timeout", "2s", "x")
+		if code := p.wait(30 * time.Second); code != 4 {
+			t.Fatalf("%s: exit %d, want 4; stderr:\n%s", cmd, code, p.stderr.String())
+		}
+		lines := strings.Split(strings.TrimSpace(p.stderr.String()), "\n")
+		last := lines[len(lines)-1]
+		want := "tcpunch: cannot reach the rendezvous server at " + addr + ": connection refused (retried for 2s)"
+		if !strings.HasPrefix(last, want) {
+			t.Errorf("%s: last stderr line %q, want %q…", cmd, last, want)
+		}
+		if !strings.Contains(p.stderr.String(), "retrying") {
+			t.Errorf("%s: no word of the retries on stderr:\n%s", cmd, p.stderr.String())
+		}
+	}
+}
+
+// A listener started before its rendezvous server (boot order, a server
+// being restarted) waits for it and registers once it is up.
+func TestListenBeforeServer(t *testing.T) {
+	t.Parallel()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	rv := ln.Addr().String()
+	ln.Close()
+	l := start(t, nil, strings.NewReader("early bird\n"), io.Discard, "listen", "-r", rv, "--timeout", "60s", "early")
+	l.waitStderr(`retrying`, 30*time.Second)
+	serve(t, nil, rv)
+	l.waitStderr(`listening as`, 60*time.Second)
+	var out bytes.Buffer
+	d := start(t, nil, strings.NewReader(""), &out, "dial", "-r", rv, "early")
+	if code := d.wait(60 * time.Second); code != 0 {
+		t.Fatalf("dial: exit %d; stderr:\n%s", code, d.stderr.String())
+	}
+	if out.String() != "early bird\n" {
+		t.Errorf("dial got %q", out.String())
 	}
 }
 

@@ -10,7 +10,9 @@ import (
 
 // Dial asks the rendezvous server at rendezvousAddr for the peer registered
 // as name and punches a direct connection to it. ctx bounds the whole
-// operation, rendezvous included; give it a deadline.
+// operation, rendezvous included; give it a deadline. A server that cannot
+// be reached, or that restarts mid-request, is retried with backoff until
+// ctx ends.
 //
 // Errors from the rendezvous phase match [ErrRendezvous] (and
 // rendezvous.ErrUnknownName when nobody holds name); punch failures are

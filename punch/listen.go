@@ -31,7 +31,8 @@ type Listener struct {
 // Each dialer starts a new punch from the same local port, several at once
 // if need be. The registration survives a restart of the server (the
 // client reconnects and registers again). ctx bounds only the first
-// registration; Close ends the listener.
+// registration, which retries a server that cannot be reached until ctx
+// ends; Close ends the listener.
 func Listen(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Listener, error) {
 	cfg := newConfig(opts)
 	ep, err := NewEndpoint(ctx, cfg.localAddr, opts...)

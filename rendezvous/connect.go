@@ -16,29 +16,39 @@ import (
 // it open during the punch (it holds the NAT mapping the server observed)
 // and close it after.
 //
-// A name nobody holds gives an error matching ErrUnknownName; other server
-// refusals are *ServerError.
+// While the server cannot be reached, or the connection breaks before the
+// answer (a server restart), Connect retries with the backoff of
+// [WithBackoff] until ctx ends. A name nobody holds gives an error matching
+// ErrUnknownName at once; other server refusals are *ServerError.
 func Connect(ctx context.Context, server string, local netip.AddrPort, name string, candidates []netip.AddrPort, opts ...ClientOption) (PeerInfo, io.Closer, error) {
 	cfg := newClientConfig(opts)
 	if err := checkWireName(name); err != nil {
 		return PeerInfo{}, nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.requestTimeout)
-	defer cancel()
-	c, err := dialCtrl(ctx, server, local, cfg)
-	if err != nil {
-		return PeerInfo{}, nil, fmt.Errorf("rendezvous: connect to %q: %w", name, err)
+	type connected struct {
+		pi PeerInfo
+		c  *ctrl
 	}
-	req := &message{Type: stun.NewType(methodConnect, stun.ClassRequest), TxID: newTxID(), Name: name, Candidates: candidates}
-	resp, err := c.roundTrip(ctx, req)
-	if err == nil {
-		var pi PeerInfo
-		if pi, err = peerInfoFrom(resp, roleControlling); err == nil {
-			c.log.Debug("peer info", "name", name, "candidates", pi.Candidates, "rtt", resp.RTT, "delay", resp.Delay)
-			go c.drain()
-			return pi, c, nil
+	res, err := retrying(ctx, cfg, cfg.log.With("server", server, "name", name), func(ctx context.Context) (connected, error) {
+		c, err := dialCtrl(ctx, server, local, cfg)
+		if err != nil {
+			return connected{}, err
 		}
+		req := &message{Type: stun.NewType(methodConnect, stun.ClassRequest), TxID: newTxID(), Name: name, Candidates: candidates}
+		resp, err := c.roundTrip(ctx, req)
+		if err == nil {
+			var pi PeerInfo
+			if pi, err = peerInfoFrom(resp, roleControlling); err == nil {
+				c.log.Debug("peer info", "name", name, "candidates", pi.Candidates, "rtt", resp.RTT, "delay", resp.Delay)
+				return connected{pi, c}, nil
+			}
+		}
+		c.Close()
+		return connected{}, err
+	})
+	if err != nil {
+		return PeerInfo{}, nil, fmt.Errorf("rendezvous: connect to %q via %s: %w", name, server, err)
 	}
-	c.Close()
-	return PeerInfo{}, nil, fmt.Errorf("rendezvous: connect to %q via %s: %w", name, server, err)
+	go res.c.drain()
+	return res.pi, res.c, nil
 }

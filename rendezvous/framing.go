@@ -15,17 +15,20 @@ const headerSize = 20
 // wrong magic cookie). The stream cannot be resynchronised: close it.
 var errNotSTUN = errors.New("not a STUN message")
 
-// tooLargeError reports a header declaring more than the size cap. It
-// keeps the header so the server can answer a request with 400 before it
-// closes, without reading the body.
-type tooLargeError struct {
-	size, limit int
-	hdr         [headerSize]byte
+// headerError reports a header whose declared length cannot be read as a
+// message: over the size cap, or not a multiple of 4. It keeps the header
+// so the server can answer a request with 400 before it closes, without
+// reading the body.
+type headerError struct {
+	err error
+	hdr [headerSize]byte
 }
 
-func (e *tooLargeError) Error() string {
-	return fmt.Sprintf("message of %d bytes exceeds the limit of %d", e.size, e.limit)
-}
+func (e *headerError) Error() string { return e.err.Error() }
+func (e *headerError) Unwrap() error { return e.err }
+
+// errTooLarge: a header declared more than the size cap.
+var errTooLarge = errors.New("message too large")
 
 // readFrame reads one STUN message from a stream: the 20-byte header, then
 // exactly the length it declares (RFC 8489 §6.2.2: over TCP the header is
@@ -59,10 +62,10 @@ func readFrame(r io.Reader, buf []byte, limit int, started func()) ([]byte, erro
 	n := int(binary.BigEndian.Uint16(buf[2:4]))
 	if n%4 != 0 {
 		// Attributes are padded to 4 bytes, so the length always is too.
-		return nil, fmt.Errorf("%w: length %d is not a multiple of 4", errMalformed, n)
+		return nil, &headerError{err: fmt.Errorf("%w: length %d is not a multiple of 4", errMalformed, n), hdr: [headerSize]byte(buf)}
 	}
 	if headerSize+n > limit {
-		return nil, &tooLargeError{size: headerSize + n, limit: limit, hdr: [headerSize]byte(buf)}
+		return nil, &headerError{err: fmt.Errorf("%w: %d bytes exceed the limit of %d", errTooLarge, headerSize+n, limit), hdr: [headerSize]byte(buf)}
 	}
 	if cap(buf) < headerSize+n {
 		nb := make([]byte, headerSize+n)

@@ -39,8 +39,11 @@ type Registration struct {
 // Register registers name at the server at address server, connecting from
 // local (the peer's reused port; port 0 lets the kernel choose), with our
 // host candidates. ctx bounds this first registration only; the
-// registration then lives until Close. A name held by another listener
-// gives an error matching ErrNameTaken; other refusals are *ServerError.
+// registration then lives until Close. While the server cannot be reached,
+// or the connection breaks before the answer (a server restart), Register
+// retries with the backoff of [WithBackoff] until ctx ends. A name held by
+// another listener gives an error matching ErrNameTaken at once; other
+// refusals are *ServerError.
 func Register(ctx context.Context, server string, local netip.AddrPort, name string, candidates []netip.AddrPort, opts ...ClientOption) (*Registration, error) {
 	cfg := newClientConfig(opts)
 	if err := checkWireName(name); err != nil {
@@ -54,7 +57,15 @@ func Register(ctx context.Context, server string, local netip.AddrPort, name str
 	}
 	// Keep ctx's values but not its cancellation: the registration outlives it.
 	r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	c, obs, err := r.establish(ctx)
+	type registered struct {
+		c   *ctrl
+		obs netip.AddrPort
+	}
+	reg, err := retrying(ctx, cfg, r.log, func(ctx context.Context) (registered, error) {
+		c, obs, err := r.establish(ctx)
+		return registered{c, obs}, err
+	})
+	c, obs := reg.c, reg.obs
 	if err != nil {
 		r.cancel()
 		return nil, fmt.Errorf("rendezvous: register %q at %s: %w", name, server, err)

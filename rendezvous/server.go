@@ -336,7 +336,7 @@ func (c *sconn) serve() {
 }
 
 func (c *sconn) readFailed(err error, first, inMsg bool) {
-	var tooLarge *tooLargeError
+	var hdrErr *headerError
 	switch {
 	case errors.Is(err, io.EOF):
 		c.log.Debug("connection closed by client")
@@ -347,9 +347,9 @@ func (c *sconn) readFailed(err error, first, inMsg bool) {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.log.Info("closing connection: idle timeout")
 		c.goodbye(CodeIdleTimeout, "idle timeout")
-	case errors.As(err, &tooLarge):
-		c.log.Info("closing connection: message too large", "err", err)
-		if t, txid := headerOf(tooLarge.hdr[:]); t.Class == stun.ClassRequest {
+	case errors.As(err, &hdrErr):
+		c.log.Info("closing connection: unreadable message", "err", err)
+		if t, txid := headerOf(hdrErr.hdr[:]); t.Class == stun.ClassRequest {
 			_ = c.send(errorResponse(&message{Type: t, TxID: txid}, CodeBadRequest, err.Error()))
 		}
 	case errors.Is(err, errNotSTUN), errors.Is(err, errMalformed):

@@ -423,6 +423,17 @@ func TestBadClientsDoNotDisturbGoodPair(t *testing.T) {
 			}
 			r.expectClosed()
 		},
+		"length not a multiple of 4": func(t *testing.T) {
+			r := dialRaw(t, addr)
+			raw := encodeForTest(t, &message{Type: stun.BindingRequest, TxID: newTxID()})
+			raw[2], raw[3] = 0, 3
+			r.nc.Write(raw)
+			msg, _, err := r.recv()
+			if err != nil || msg.Code != CodeBadRequest {
+				t.Errorf("length 3: %+v %v, want a 400", msg, err)
+			}
+			r.expectClosed()
+		},
 		"unknown required attribute": func(t *testing.T) {
 			r := dialRaw(t, addr)
 			m := stun.New()

@@ -129,6 +129,10 @@ func rootCause(err error) string {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return "timed out"
 	}
+	var de *net.DNSError
+	if errors.As(err, &de) {
+		return de.Error()
+	}
 	for {
 		next := errors.Unwrap(err)
 		if next == nil {

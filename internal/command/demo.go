@@ -157,8 +157,8 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 	if reportB != "" {
 		var r report
 		if json.Unmarshal([]byte(reportB), &r) == nil {
-			fmt.Fprintf(out, "\nDirect connection %s <-> %s via %s in %.1f ms (%d attempts).\n",
-				r.Local, r.Remote, r.Method, r.ElapsedMS, r.Attempts)
+			fmt.Fprintf(out, "\nDirect connection %s <-> %s via %s in %.1f ms (%s).\n",
+				r.Local, r.Remote, r.Method, r.ElapsedMS, plural(r.Attempts, "attempt"))
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -51,6 +52,9 @@ func dialOnce(ctx context.Context, p Peer, name string, prog *progress) (*punch.
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if errors.Is(err, punch.ErrRendezvous) {
+			return nil, explainRendezvous(p.Rendezvous, name, p.Timeout, err)
 		}
 		return nil, explain(name, p.Timeout, prog.peerInfo(netip.AddrPort{}), err)
 	}

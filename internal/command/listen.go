@@ -28,9 +28,16 @@ func Listen(ctx context.Context, p Peer, name string, mode ListenMode) error {
 		return usageError("--forward and --exec exclude each other")
 	}
 	prog := newProgress(p.Stderr, p.Verbose, p.Timeout)
-	ln, err := punch.Listen(ctx, p.Rendezvous, name, p.options(prog)...)
+	// A server that is down or restarting is retried, but not forever: a
+	// mistyped address should not look like a listener that works.
+	rctx, cancel := context.WithTimeout(ctx, p.Timeout)
+	ln, err := punch.Listen(rctx, p.Rendezvous, name, p.options(prog)...)
+	cancel()
 	if err != nil {
-		return fmt.Errorf("registering %q at %s: %w", name, p.Rendezvous, err)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return explainRendezvous(p.Rendezvous, name, p.Timeout, err)
 	}
 	defer ln.Close()
 	// Accept blocks; ctx ending must unblock it.

@@ -12,16 +12,19 @@ import (
 )
 
 // progress prints the human account of a punch on stderr, one line an
-// event. Attempts and rejected candidates are shown only when verbose, as
-// a punch through an RST-answering NAT makes dozens of them.
+// event. Without verbose, attempts are shown only at 1, 2, 4, 8 … per
+// candidate, each with why the one before failed, and rejected candidates
+// not at all: a punch through an RST-answering NAT makes hundreds of
+// attempts.
 type progress struct {
-	mu      sync.Mutex
-	w       io.Writer
-	verbose bool
-	start   time.Time
-	peers   map[netip.AddrPort]*punch.Event // peer-info by the peer's observed endpoint, to explain failures with
-	last    *punch.Event
-	timeout time.Duration
+	mu       sync.Mutex
+	w        io.Writer
+	verbose  bool
+	start    time.Time
+	peers    map[netip.AddrPort]*punch.Event // peer-info by the peer's observed endpoint, to explain failures with
+	last     *punch.Event
+	timeout  time.Duration
+	attempts map[netip.AddrPort]error // why the last attempt to a candidate failed
 }
 
 func newProgress(w io.Writer, verbose bool, timeout time.Duration) *progress {
@@ -42,12 +45,8 @@ func (p *progress) event(ev punch.Event) {
 		p.mu.Unlock()
 		line = fmt.Sprintf("peer found: %s", ev.Detail)
 	case punch.EventAttempt:
-		if !p.verbose {
+		if line = p.attempt(ev); line == "" {
 			return
-		}
-		line = fmt.Sprintf("attempt %d to %v", ev.Attempt, ev.Addr)
-		if ev.Err != nil {
-			line += ": " + rootCause(ev.Err)
 		}
 	case punch.EventSelfConnect:
 		line = fmt.Sprintf("closed a connection to ourselves via %v (self-connect guard)", ev.Addr)
@@ -72,6 +71,34 @@ func (p *progress) event(ev punch.Event) {
 		line = fmt.Sprintf("%v %v %s", ev.Kind, ev.Addr, ev.Detail)
 	}
 	p.printf("%s", line)
+}
+
+// attempt is the line for an attempt event, or "" when it is not shown.
+func (p *progress) attempt(ev punch.Event) string {
+	if p.verbose {
+		line := fmt.Sprintf("attempt %d to %v", ev.Attempt, ev.Addr)
+		if ev.Err != nil {
+			line += ": " + rootCause(ev.Err)
+		}
+		return line
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ev.Err != nil {
+		if p.attempts == nil {
+			p.attempts = map[netip.AddrPort]error{}
+		}
+		p.attempts[ev.Addr] = ev.Err
+		return ""
+	}
+	if ev.Attempt&(ev.Attempt-1) != 0 {
+		return ""
+	}
+	line := fmt.Sprintf("attempt %d to %v", ev.Attempt, ev.Addr)
+	if err := p.attempts[ev.Addr]; err != nil {
+		line += fmt.Sprintf(" (last: %s)", rootCause(err))
+	}
+	return line
 }
 
 func (p *progress) printf(format string, args ...any) {
@@ -127,4 +154,12 @@ func (p *progress) peerInfo(addr netip.AddrPort) *punch.Event {
 		return p.last
 	}
 	return p.peers[addr]
+}
+
+// plural is "1 attempt", "2 attempts".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
