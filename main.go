@@ -272,12 +272,18 @@ prints a timeline. As root, with nftables installed, the peers sit behind two
 real Linux NATs in network namespaces; otherwise the demo runs on loopback and
 says so.
 
+The lab has the scenarios of the e2e tests: drop×drop (the default), rst×rst,
+symmetric×drop (no direct path: see how tcpunch says so), double×drop,
+drop×drop-lossy, … ("x" for "×" is fine; an unknown name lists them all).
+
 EXAMPLES:
    sudo tcpunch demo
+   sudo tcpunch demo --scenario rstxrst --delay 25ms
    tcpunch demo --loopback
 `,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "loopback", EnvVars: envs("loopback"), Usage: "skip the NAT lab even as root"},
+			&cli.StringFlag{Name: "scenario", EnvVars: envs("scenario"), Usage: "lab `SCENARIO` (default drop×drop)"},
 			&cli.DurationFlag{Name: "delay", EnvVars: envs("delay"), Usage: "one-way WAN delay in the lab (e.g. 25ms)"},
 			verboseFlag(),
 		},
@@ -285,6 +291,7 @@ EXAMPLES:
 		Action: func(c *cli.Context) error {
 			return command.Demo(c.Context, command.DemoConfig{
 				Loopback: c.Bool("loopback"),
+				Scenario: c.String("scenario"),
 				Delay:    c.Duration("delay"),
 				Verbose:  c.Bool("verbose"),
 				Stdout:   os.Stdout,

@@ -367,9 +367,50 @@ func TestDemoThroughNAT(t *testing.T) {
 		t.Fatalf("demo: exit %d\n%s", code, out.String())
 	}
 	checkDemo(t, out.String())
-	if !strings.Contains(out.String(), "behind NAT 203.0.113.") {
+	if !strings.Contains(out.String(), "NAT at 203.0.113.") {
 		t.Errorf("demo as root did not use the NAT lab:\n%s", out.String())
 	}
+}
+
+// TestDemoScenarios: `demo --scenario` builds any lab scenario; one without
+// a direct path ends with exit 3 and says it was expected.
+func TestDemoScenarios(t *testing.T) {
+	lab.Require(t)
+	t.Parallel()
+	t.Run("rst×rst", func(t *testing.T) {
+		t.Parallel()
+		var out bytes.Buffer
+		p := start(t, nil, nil, &out, "demo", "--scenario", "rstxrst", "--delay", "10ms")
+		if code := p.wait(2 * time.Minute); code != 0 {
+			t.Fatalf("demo: exit %d\n%s", code, out.String())
+		}
+		checkDemo(t, out.String())
+		for _, want := range []string{"scenario rst×rst", "RST-answering NAT at 203.0.113.", "attempt 1 to 203.0.113."} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("demo output lacks %q:\n%s", want, out.String())
+			}
+		}
+	})
+	t.Run("symmetric×drop", func(t *testing.T) {
+		t.Parallel()
+		var out bytes.Buffer
+		p := start(t, nil, nil, &out, "demo", "--scenario", "symmetricxdrop")
+		if code := p.wait(2 * time.Minute); code != 3 {
+			t.Fatalf("demo: exit %d, want 3 (no direct path)\n%s", code, out.String())
+		}
+		if !strings.Contains(out.String(), "looks like a symmetric NAT") {
+			t.Errorf("the timeline does not name the symmetric NAT:\n%s", out.String())
+		}
+		if !strings.Contains(p.stderr.String(), "no direct path (as expected for symmetric×drop)") {
+			t.Errorf("stderr: %q, want the expected-failure line", p.stderr.String())
+		}
+	})
+	t.Run("unknown", func(t *testing.T) {
+		p := start(t, nil, nil, io.Discard, "demo", "--scenario", "nope")
+		if code := p.wait(30 * time.Second); code != 2 || !strings.Contains(p.stderr.String(), "drop×drop") {
+			t.Errorf("unknown scenario: exit %d, stderr %q; want 2 and the list of scenarios", code, p.stderr.String())
+		}
+	})
 }
 
 func checkDemo(t *testing.T, out string) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"regexp"
@@ -21,7 +22,8 @@ import (
 // DemoConfig is what `tcpunch demo` takes.
 type DemoConfig struct {
 	Loopback bool          // skip the NAT lab even when it could run
-	Delay    time.Duration // one-way delay between the peers, in the lab
+	Scenario string        // a lab scenario by name (lab.Lookup); "" is drop×drop
+	Delay    time.Duration // one-way delay between the peers, in the lab; overrides the scenario's
 	Verbose  bool
 	Stdout   io.Writer
 }
@@ -41,11 +43,26 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 	}
 	out := cfg.Stdout
 	tl := &timeline{w: out, start: time.Now()}
+	sc := lab.Scenario{Name: "drop×drop", A: lab.Side{NAT: lab.NATDrop}, B: lab.Side{NAT: lab.NATDrop}, Direct: true}
+	if cfg.Scenario != "" {
+		if cfg.Loopback {
+			return usageError("--scenario needs the NAT lab; it cannot be combined with --loopback")
+		}
+		if sc, err = lab.Lookup(cfg.Scenario); err != nil {
+			return usageError("--scenario: %v", err)
+		}
+	}
+	if cfg.Delay > 0 {
+		sc.Delay = cfg.Delay
+	}
 
 	var serverAt, rendezvous string
 	var a, b, server demoRunner
 	var aDesc, bDesc string
 	if st := lab.Check(); cfg.Loopback || st.Err() != nil {
+		if cfg.Scenario != "" {
+			return fmt.Errorf("--scenario %s needs the real-NAT lab, which cannot run here: %s", sc.Name, labAdvice(st))
+		}
 		if !cfg.Loopback {
 			fmt.Fprintf(out, "The real-NAT lab cannot run here, so this demo runs on loopback (no NAT at all).\n  %s\n\n", labAdvice(st))
 		} else {
@@ -57,7 +74,6 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 		a, b, server = local, local, local
 		serverAt, aDesc, bDesc = "127.0.0.1:0", "127.0.0.1", "127.0.0.1"
 	} else {
-		sc := lab.Scenario{Name: "demo", A: lab.Side{NAT: lab.NATDrop}, B: lab.Side{NAT: lab.NATDrop}, Delay: cfg.Delay, Direct: true}
 		pair, err := sc.Build(ctx)
 		if err != nil {
 			return fmt.Errorf("building the NAT lab: %w", err)
@@ -68,13 +84,15 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 		server = func(ctx context.Context, args ...string) *exec.Cmd {
 			return pair.Rendezvous().Command(ctx, exe, args...)
 		}
-		serverAt = pair.Rendezvous().Addr().String() + ":3478"
-		aDesc = fmt.Sprintf("%v behind NAT %v", pair.A.Addr(), pair.A.Router().Addr())
-		bDesc = fmt.Sprintf("%v behind NAT %v", pair.B.Addr(), pair.B.Router().Addr())
-		fmt.Fprintf(out, "A real two-NAT lab in network namespaces (home-router NATs that drop unsolicited packets):\n")
-		fmt.Fprintf(out, "  rendezvous  %v\n  peer a      %s\n  peer b      %s\n", pair.Rendezvous().Addr(), aDesc, bDesc)
-		if cfg.Delay > 0 {
-			fmt.Fprintf(out, "  one-way delay between the peers: %v\n", cfg.Delay)
+		serverAt = netip.AddrPortFrom(pair.RendezvousAddr(), 3478).String()
+		aDesc, bDesc = describeHost(pair, pair.A), describeHost(pair, pair.B)
+		fmt.Fprintf(out, "A real NAT lab in network namespaces, scenario %s:\n", sc.Name)
+		fmt.Fprintf(out, "  rendezvous  %v\n  peer a      %s\n  peer b      %s\n", pair.RendezvousAddr(), aDesc, bDesc)
+		if sc.Delay > 0 || sc.Loss > 0 {
+			fmt.Fprintf(out, "  between the peers: %v one way, %.0f%% loss per link\n", sc.Delay, 100*sc.Loss)
+		}
+		if !sc.Direct {
+			fmt.Fprintf(out, "  (no direct path is expected here: watch how tcpunch says so)\n")
 		}
 		fmt.Fprintln(out)
 	}
@@ -141,11 +159,23 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 	// Wait may only run once the process's stderr has been read to the end.
 	<-doneB
 	errB := db.Wait()
+	if errB != nil && la.Process != nil {
+		// Peer a, a listener, would wait for another dialer until ctx ends.
+		_ = la.Process.Signal(os.Interrupt)
+	}
 	<-doneA
 	errA := la.Wait()
 	stopProcess(srv)
 	<-doneSrv
 	fmt.Fprintln(out)
+	var exitB *exec.ExitError
+	if errors.As(errB, &exitB) && exitB.ExitCode() == ExitNoPath {
+		verdict := "a direct path was expected here"
+		if !sc.Direct {
+			verdict = "as expected for " + sc.Name
+		}
+		return &Error{Code: ExitNoPath, Err: fmt.Errorf("demo: the peers found no direct path (%s); peer b's last line says why", verdict)}
+	}
 	if errA != nil || errB != nil {
 		return fmt.Errorf("demo failed: peer a: %v, peer b: %v", errA, errB)
 	}
@@ -162,6 +192,37 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 		}
 	}
 	return nil
+}
+
+// describeHost says where a demo peer sits: its address and the NATs in
+// front of it.
+func describeHost(p *lab.Pair, h *lab.Host) string {
+	desc := p.Addr(h).String()
+	if h.Router() == nil {
+		return desc + ", a public host"
+	}
+	for r := h.Router(); r != nil; r = r.Router() {
+		if p.Scenario.IPv6 {
+			desc += fmt.Sprintf(" behind router %v's stateful firewall (IPv6 is not translated)", r.Addr())
+			continue
+		}
+		desc += fmt.Sprintf(" behind a %s NAT at %v", natWords(r.Kind()), r.Addr())
+	}
+	return desc
+}
+
+func natWords(k lab.NATKind) string {
+	switch k {
+	case lab.NATDrop:
+		return "home-router (drops unsolicited SYNs)"
+	case lab.NATReject:
+		return "RST-answering"
+	case lab.NATOpen:
+		return "firewall-less"
+	case lab.NATSymmetric:
+		return "symmetric"
+	}
+	return k.String()
 }
 
 // labAdvice says what a demo user can do to get the real-NAT lab.
