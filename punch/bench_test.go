@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/tcpunch/tcpunch/internal/testnet"
 )
 
 // BenchmarkPunchLoopback measures one punch between two fresh Endpoints on
@@ -34,8 +36,8 @@ func BenchmarkPunchLoopback(b *testing.B) {
 func BenchmarkSimultaneousOpenLoopback(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	pa, okA := blackhole(b)
-	pb, okB := blackhole(b)
+	pa, okA := testnet.Blackhole(b)
+	pb, okB := testnet.Blackhole(b)
 	if !okA || !okB {
 		b.Skip("no blackhole on this system")
 	}

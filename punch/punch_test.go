@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tcpunch/tcpunch/internal/testnet"
 )
 
 func TestPunchLoopbackIPv4(t *testing.T) {
@@ -378,7 +380,7 @@ func TestNoCandidates(t *testing.T) {
 // middle of a hello: Punch returns promptly and leaves nothing behind.
 func TestCancelMidPunchLeaksNothing(t *testing.T) {
 	cands := []netip.AddrPort{refusedAddr(t), server(t, func(c net.Conn) { io.Copy(io.Discard, c) })}
-	if bh, ok := blackhole(t); ok {
+	if bh, ok := testnet.Blackhole(t); ok {
 		cands = append(cands, bh)
 	}
 	check := leakCheck(t)

@@ -5,6 +5,7 @@ package sockopt_test
 import (
 	"context"
 	"errors"
+	"github.com/tcpunch/tcpunch/internal/testnet"
 	"net"
 	"os"
 	"syscall"
@@ -15,35 +16,6 @@ import (
 
 	"github.com/tcpunch/tcpunch/sockopt"
 )
-
-// fullListener returns the address of a loopback listener whose accept
-// queue is full, so that the kernel silently drops every further SYN to it:
-// a black hole that needs no firewall.
-func fullListener(t *testing.T) string {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := (&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*unix.SockaddrInet4).Port}).String()
-	filler, err := net.Dial("tcp", addr) // takes the one place in the queue
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { filler.Close() })
-	return addr
-}
 
 // skipWithoutRetransmitControl skips on kernels before 6.15, except in CI,
 // whose kernel has the option.
@@ -60,7 +32,11 @@ func skipWithoutRetransmitControl(t *testing.T, err error) {
 // double; with RetransmitSYN it stays at the interval.
 func TestRetransmitSYN(t *testing.T) {
 	t.Parallel()
-	addr := fullListener(t)
+	hole, ok := testnet.Blackhole(t)
+	if !ok {
+		t.Fatal("no blackhole on loopback")
+	}
+	addr := hole.String()
 	type dialing struct {
 		rc     syscall.RawConn
 		setErr error
@@ -115,18 +91,9 @@ func TestRetransmitSYN(t *testing.T) {
 }
 
 func TestRestoreRetransmit(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	raw, _ := c.(*net.TCPConn).SyscallConn()
-	err = sockopt.RetransmitSYN(raw, 3*time.Second)
+	_, c := loopbackConn(t)
+	raw, _ := c.SyscallConn()
+	err := sockopt.RetransmitSYN(raw, 3*time.Second)
 	skipWithoutRetransmitControl(t, err)
 	if err != nil {
 		t.Fatal(err)
