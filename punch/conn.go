@@ -23,7 +23,7 @@ type Info struct {
 	Local, Remote netip.AddrPort
 	Method        Method
 	Elapsed       time.Duration          // Punch start → verified and nominated
-	Attempts      map[netip.AddrPort]int // dial attempts per candidate
+	Attempts      map[netip.AddrPort]int // SYNs sent per candidate: dials, and the kernel's resends of an unanswered one
 	SelfConnects  int                    // candidates or connections that turned out to be ourselves
 }
 

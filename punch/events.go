@@ -13,7 +13,7 @@ type EventKind uint8
 const (
 	EventRegistered  EventKind = iota + 1 // registered with the rendezvous (Listen)
 	EventPeerInfo                         // the rendezvous sent the peer's candidates (Listen, Dial)
-	EventAttempt                          // a dial attempt started (Err nil) or failed (Err set)
+	EventAttempt                          // a SYN went out (Err nil: a dial, or the kernel resending an unanswered one) or an attempt failed (Err set)
 	EventSelfConnect                      // a candidate or connection turned out to be ourselves
 	EventRejected                         // a connection failed verification, on our side or the peer's
 	EventVerified                         // a connection passed the hello exchange
