@@ -1,7 +1,7 @@
 # The one test command: `make test`. As root it first installs, with apt-get,
 # whatever the real-NAT lab (e2e/) needs and the machine lacks.
 GO        ?= go
-LAB_TOOLS := nft:nftables iptables:iptables conntrack:conntrack turnserver:coturn socat:socat
+LAB_TOOLS := nft:nftables iptables:iptables conntrack:conntrack turnserver:coturn socat:socat strace:strace
 FUZZTIME  ?= 20s
 
 .PHONY: test deps vet crossbuild unit fuzz bench
