@@ -62,4 +62,3 @@ func Blackhole(t testing.TB) (netip.AddrPort, bool) {
 		}
 	}
 }
-
