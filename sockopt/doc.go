@@ -18,6 +18,12 @@
 // where the kernel exposes it (Linux TCP_INFO), so callers can avoid an extra
 // round trip to measure it.
 //
+// A hole puncher also needs to control how its dial attempts end and retry:
+// [AbortOnClose] (an abandoned attempt frees its 4-tuple at once),
+// [RetransmitSYN] and [RestoreRetransmit] (the kernel resends an unanswered
+// SYN on the same socket, on a fixed timer), and [State] (whether an attempt
+// has already received the peer's SYN).
+//
 // This package does not decide when to reuse a port; that is the punch
 // engine's job. Use it directly only to build your own socket plumbing.
 package sockopt
