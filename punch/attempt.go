@@ -122,10 +122,11 @@ type attemptSocket struct {
 }
 
 // attemptWatch looks at the attempt on sock every attempt timeout. An
-// attempt still in SYN-SENT has had its SYN or the peer's lost: if the
-// kernel resends our SYN on its own (kernelRetries), the watch reports that
-// through resent and lets it; otherwise it ends the attempt (by cancel), and
-// a fresh one beats the kernel's 1 s / 3 s / 7 s backoff. An attempt that has
+// attempt still in SYN-SENT has had its SYN or the peer's lost: while the
+// kernel resends our SYN within the attempt timeout on its own
+// (kernelRetries, or its current retransmission timeout says so), the watch
+// reports that through resent and lets it; otherwise it ends the attempt
+// (by cancel), and a fresh one beats the kernel's exponential backoff. An attempt that has
 // received the peer's SYN (SYN-RECV: a simultaneous open under way, its
 // SYN-ACK lost) is always left to the kernel's retransmissions: a new
 // socket on the same 4-tuple would start with a new initial sequence
@@ -154,7 +155,7 @@ func (p *session) attemptWatch(c *candidate, sock *atomic.Pointer[attemptSocket]
 					p.cfg.logger.Debug("attempt in SYN-RECV: leaving the handshake to the kernel", "addr", c.addr)
 					t.Reset(p.cfg.attemptTimeout)
 					continue
-				case st == sockopt.StateSynSent && s.kernelRetries:
+				case st == sockopt.StateSynSent && (s.kernelRetries || p.kernelResendsSoon(s)):
 					resent()
 					t.Reset(p.cfg.attemptTimeout)
 					continue
@@ -170,6 +171,16 @@ func (p *session) attemptWatch(c *candidate, sock *atomic.Pointer[attemptSocket]
 		<-finished
 		return fired
 	}
+}
+
+// kernelResendsSoon says whether the kernel, left alone, resends the SYN of
+// s within the attempt timeout: on Linux 6.7 and later without
+// [sockopt.RetransmitSYN], the first four resends come after one second
+// each. Until then a fresh socket, with its new sequence number, would buy
+// nothing and risk what RetransmitSYN avoids.
+func (p *session) kernelResendsSoon(s *attemptSocket) bool {
+	rto, err := sockopt.RetransmitTimeout(s.rc)
+	return err == nil && rto > 0 && rto <= p.cfg.attemptTimeout
 }
 
 // timeoutErr is the error of attempt n to c when it got no answer in time.

@@ -85,8 +85,10 @@ func WithEvents(fn func(Event)) Option { return func(c *config) { c.events = fn 
 // again, sooner than the kernel's exponential SYN retransmission would. On
 // Linux 6.15 and later, with d of at least one second, the kernel resends
 // the SYN on the same socket (same sequence number, which NAT connection
-// tracking requires; see [sockopt.RetransmitSYN]); elsewhere a socket still
-// in SYN-SENT is closed and the candidate dialed again.
+// tracking requires; see [sockopt.RetransmitSYN]); elsewhere the same
+// holds while the kernel's own timer resends within d (Linux 6.7+: the
+// first four SYNs), and then a socket still in SYN-SENT is closed and the
+// candidate dialed again.
 func WithAttemptTimeout(d time.Duration) Option { return func(c *config) { c.attemptTimeout = d } }
 
 // WithRetryJitter sets the range of the random pause before a candidate is

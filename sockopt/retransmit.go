@@ -46,3 +46,22 @@ func RestoreRetransmit(c syscall.RawConn) error {
 		return setRetransmit(fd, 0, false)
 	})
 }
+
+// RetransmitTimeout is how long the kernel will wait before it resends on
+// c's socket next (TCP_INFO's rto): for a connect in progress, when the
+// next SYN goes out. Where the kernel does not say, it fails with
+// [ErrNoRetransmitControl].
+//
+// A hole puncher without [RetransmitSYN] uses it to leave an unanswered SYN
+// to the kernel for as long as the kernel resends soon enough (Linux 6.7
+// and later resend the first four SYNs after one second each, see
+// net.ipv4.tcp_syn_linear_timeouts) and to dial afresh only once it backs
+// off.
+func RetransmitTimeout(c syscall.RawConn) (time.Duration, error) {
+	var rto time.Duration
+	err := control(c, "reading the retransmission timeout", func(fd uintptr) (err error) {
+		rto, err = kernelRTO(fd)
+		return err
+	})
+	return rto, err
+}

@@ -35,3 +35,11 @@ func setRetransmit(fd uintptr, interval time.Duration, syn bool) error {
 	}
 	return unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_SYNCNT, maxSYNCount)
 }
+
+func kernelRTO(fd uintptr) (time.Duration, error) {
+	info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(info.Rto) * time.Microsecond, nil
+}

@@ -77,6 +77,10 @@ func TestRetransmitSYN(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	rto, err := sockopt.RetransmitTimeout(s.rc)
+	if err != nil || rto != time.Duration(ti.Rto)*time.Microsecond {
+		t.Errorf("RetransmitTimeout: %v, %v; TCP_INFO says %v", rto, err, time.Duration(ti.Rto)*time.Microsecond)
+	}
 	cancel()
 	<-done
 	if syncnt != 127 || rtoMax != 1000 {
