@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -201,6 +202,28 @@ func TestRendezvousUnreachableExit4(t *testing.T) {
 		}
 		if !strings.Contains(p.stderr.String(), "retrying") {
 			t.Errorf("%s: no word of the retries on stderr:\n%s", cmd, p.stderr.String())
+		}
+	}
+}
+
+// A --port another program holds: exit 1 and one line that says so.
+func TestPortInUse(t *testing.T) {
+	t.Parallel()
+	held, err := net.Listen("tcp", "0.0.0.0:0") // no SO_REUSEPORT: nobody may share it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	port := strconv.Itoa(held.Addr().(*net.TCPAddr).Port)
+	rv, _ := serve(t, nil, "127.0.0.1:0")
+	for _, cmd := range []string{"listen", "dial"} {
+		p := start(t, nil, nil, io.Discard, cmd, "-r", rv, "--port", port, "--timeout", "5s", "x")
+		if code := p.wait(30 * time.Second); code != 1 {
+			t.Errorf("%s --port %s (held): exit %d, want 1; stderr:\n%s", cmd, port, code, p.stderr.String())
+		}
+		want := "tcpunch: cannot listen on local port " + port + ": another program holds it"
+		if got := strings.TrimSpace(p.stderr.String()); !strings.HasPrefix(got, want) {
+			t.Errorf("%s: stderr %q, want one line starting %q", cmd, got, want)
 		}
 	}
 }

@@ -56,6 +56,9 @@ func dialOnce(ctx context.Context, p Peer, name string, prog *progress) (*punch.
 		if errors.Is(err, punch.ErrRendezvous) {
 			return nil, explainRendezvous(p.Rendezvous, name, p.Timeout, err)
 		}
+		if pe := (*punch.Error)(nil); !errors.As(err, &pe) {
+			return nil, explainLocal(p.Port, err)
+		}
 		return nil, explain(name, p.Timeout, prog.peerInfo(netip.AddrPort{}), err)
 	}
 	prog.connected(c.Info(), p.Report == "json")

@@ -39,6 +39,23 @@ func explainRendezvous(server, name string, timeout time.Duration, err error) er
 	return &oneLine{msg: msg, err: err}
 }
 
+// explainLocal turns a failure to set up the local port into one line.
+// Anything else is returned as it is.
+func explainLocal(port int, err error) error {
+	var msg string
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		msg = fmt.Sprintf("cannot listen on local port %d: another program holds it (without SO_REUSEPORT); pick another --port, or 0 for any", port)
+	case errors.Is(err, syscall.EACCES):
+		msg = fmt.Sprintf("cannot listen on local port %d: permission denied (ports below 1024 need privileges); pick another --port", port)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		msg = fmt.Sprintf("cannot listen on local port %d: %s", port, rootCause(err))
+	default:
+		return err
+	}
+	return &oneLine{msg: msg, err: err}
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())

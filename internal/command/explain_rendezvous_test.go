@@ -57,3 +57,16 @@ type errTimeout struct{}
 func (errTimeout) Error() string   { return "i/o timeout" }
 func (errTimeout) Timeout() bool   { return true }
 func (errTimeout) Temporary() bool { return true }
+
+func TestExplainLocal(t *testing.T) {
+	inUse := fmt.Errorf("punch: listening on 0.0.0.0:4000: %w", &net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)})
+	err := explainLocal(4000, inUse)
+	want := "cannot listen on local port 4000: another program holds it (without SO_REUSEPORT); pick another --port, or 0 for any"
+	if err.Error() != want || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("got %q (cause kept: %v), want %q", err, errors.Is(err, syscall.EADDRINUSE), want)
+	}
+	other := errors.New("something else")
+	if got := explainLocal(4000, other); got != other {
+		t.Errorf("an unknown error is rewritten: %v", got)
+	}
+}

@@ -37,7 +37,10 @@ func Listen(ctx context.Context, p Peer, name string, mode ListenMode) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return explainRendezvous(p.Rendezvous, name, p.Timeout, err)
+		if errors.Is(err, punch.ErrRendezvous) {
+			return explainRendezvous(p.Rendezvous, name, p.Timeout, err)
+		}
+		return explainLocal(p.Port, err)
 	}
 	defer ln.Close()
 	// Accept blocks; ctx ending must unblock it.
