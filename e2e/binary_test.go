@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tcpunch/tcpunch/internal/testnet"
 )
 
 // tcpunchBin is the binary under test, built once by TestMain exactly as a
@@ -209,20 +211,10 @@ func echoUpper(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				data, _ := io.ReadAll(c)
-				c.Write(bytes.ToUpper(data))
-				c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
+	testnet.Serve(t, ln, func(c net.Conn) {
+		data, _ := io.ReadAll(c)
+		c.Write(bytes.ToUpper(data))
+		c.(*net.TCPConn).CloseWrite()
+	})
 	return ln.Addr().String()
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/tcpunch/tcpunch/rendezvous"
+
+	"github.com/tcpunch/tcpunch/internal/testnet"
 )
 
 // rendezvousAt runs a rendezvous server on addr ("127.0.0.1:0" for any
@@ -107,19 +109,10 @@ func TestSeveralDialersOneListener(t *testing.T) {
 	const dialers = 5
 	// Each dialer sends its number; the listener echoes it back prefixed,
 	// so a mixed-up pairing shows.
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				b, _ := io.ReadAll(c)
-				fmt.Fprintf(c, "echo %s", b)
-			}()
-		}
-	}()
+	testnet.Serve(t, ln, func(c net.Conn) {
+		b, _ := io.ReadAll(c)
+		fmt.Fprintf(c, "echo %s", b)
+	})
 	var wg sync.WaitGroup
 	errs := make(chan error, dialers)
 	for i := range dialers {

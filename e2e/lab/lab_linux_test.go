@@ -20,6 +20,8 @@ import (
 
 	"github.com/tcpunch/tcpunch/e2e/lab"
 	"github.com/tcpunch/tcpunch/sockopt"
+
+	"github.com/tcpunch/tcpunch/internal/testnet"
 )
 
 // TestMain removes namespaces that earlier, killed test runs left behind
@@ -69,20 +71,10 @@ func must[T any](t *testing.T) func(T, error) T {
 func serveAddrEcho(t *testing.T, h *lab.Host, network, addr string) net.Listener {
 	t.Helper()
 	ln := must[net.Listener](t)(h.Listen(t.Context(), network, addr))
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				fmt.Fprintf(c, "%s\n", c.RemoteAddr())
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	testnet.Serve(t, ln, func(c net.Conn) {
+		fmt.Fprintf(c, "%s\n", c.RemoteAddr())
+		io.Copy(c, c)
+	})
 	return ln
 }
 
