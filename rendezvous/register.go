@@ -75,10 +75,9 @@ func Register(ctx context.Context, server string, local netip.AddrPort, name str
 	return r, nil
 }
 
-// establish connects and registers once.
+// establish connects and registers once, within ctx (callers give it the
+// request timeout).
 func (r *Registration) establish(ctx context.Context) (*ctrl, netip.AddrPort, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.requestTimeout)
-	defer cancel()
 	c, err := dialCtrl(ctx, r.server, r.local, r.cfg)
 	if err != nil {
 		return nil, netip.AddrPort{}, err
@@ -192,7 +191,9 @@ func (r *Registration) reconnect() *ctrl {
 			t.Stop()
 			return nil
 		}
-		c, obs, err := r.establish(r.ctx)
+		ctx, cancel := context.WithTimeout(r.ctx, r.cfg.requestTimeout)
+		c, obs, err := r.establish(ctx)
+		cancel()
 		if err == nil {
 			r.mu.Lock()
 			if r.ctx.Err() != nil { // closed meanwhile: Close did not see c

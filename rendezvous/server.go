@@ -402,22 +402,35 @@ func (c *sconn) handle(msg *message, unknown []stun.AttrType) {
 	}
 }
 
-func (c *sconn) register(req *message) {
-	cfg := c.s.cfg
+// checkFirst validates what Register and Connect share: one of them per
+// connection, a name the server's rule accepts, sane candidates. On a
+// failure it has answered 400 and ok is false.
+func (c *sconn) checkFirst(req *message) (cands []netip.AddrPort, ok bool) {
 	c.mu.Lock()
 	role := c.role
 	c.mu.Unlock()
 	if role != 0 {
+		// One Register or Connect per connection: a flood of peer-infos to
+		// a listener then costs the attacker a connection each, which the
+		// per-IP cap bounds.
 		_ = c.send(errorResponse(req, CodeBadRequest, "this connection already registered or connected"))
-		return
+		return nil, false
 	}
-	if err := cfg.nameRule(req.Name); err != nil {
+	if err := c.s.cfg.nameRule(req.Name); err != nil {
 		_ = c.send(errorResponse(req, CodeBadRequest, "bad name: "+err.Error()))
-		return
+		return nil, false
 	}
 	cands, err := c.s.checkCandidates(req.Candidates)
 	if err != nil {
 		_ = c.send(errorResponse(req, CodeBadRequest, err.Error()))
+		return nil, false
+	}
+	return cands, true
+}
+
+func (c *sconn) register(req *message) {
+	cands, ok := c.checkFirst(req)
+	if !ok {
 		return
 	}
 	if c.s.isClosing() {
@@ -444,23 +457,8 @@ func (c *sconn) register(req *message) {
 }
 
 func (c *sconn) connect(req *message) {
-	c.mu.Lock()
-	role := c.role
-	c.mu.Unlock()
-	if role != 0 {
-		// One Connect per connection: a flood of peer-infos to a listener
-		// then costs the attacker a connection each, which the per-IP cap
-		// bounds.
-		_ = c.send(errorResponse(req, CodeBadRequest, "this connection already registered or connected"))
-		return
-	}
-	if err := c.s.cfg.nameRule(req.Name); err != nil {
-		_ = c.send(errorResponse(req, CodeBadRequest, "bad name: "+err.Error()))
-		return
-	}
-	cands, err := c.s.checkCandidates(req.Candidates)
-	if err != nil {
-		_ = c.send(errorResponse(req, CodeBadRequest, err.Error()))
+	cands, ok := c.checkFirst(req)
+	if !ok {
 		return
 	}
 	c.mu.Lock()
