@@ -47,10 +47,11 @@ func checkWireName(name string) error {
 	return nil
 }
 
-// ctrl is a client's control connection. A reader goroutine answers the
-// server's pings and hands every other message to the owner through in;
-// a keepalive goroutine pings the server so a dead one is noticed.
-type ctrl struct {
+// controlConn is a client's control connection to the server. A reader
+// goroutine answers the server's pings and hands every other message to the
+// owner through in; a keepalive goroutine pings the server so a dead one is
+// noticed.
+type controlConn struct {
 	nc  net.Conn
 	cfg *clientConfig
 	log *slog.Logger
@@ -65,16 +66,16 @@ type ctrl struct {
 	closeOnce sync.Once
 }
 
-// dialCtrl connects to server from local, the peer's reused port, so the
+// dialControl connects to server from local, the peer's reused port, so the
 // server observes the NAT mapping the punch will use.
-func dialCtrl(ctx context.Context, server string, local netip.AddrPort, cfg *clientConfig) (*ctrl, error) {
+func dialControl(ctx context.Context, server string, local netip.AddrPort, cfg *clientConfig) (*controlConn, error) {
 	d := sockopt.Dialer(local)
 	d.KeepAliveConfig = net.KeepAliveConfig{Enable: true, Idle: cfg.keepAlive, Interval: cfg.keepAlive, Count: 3}
 	nc, err := d.DialContext(ctx, "tcp", server)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s from %v: %w", server, local, err)
 	}
-	c := &ctrl{
+	c := &controlConn{
 		nc: nc, cfg: cfg,
 		log:     cfg.log.With("server", server, "local", nc.LocalAddr().String()),
 		in:      make(chan *message, 4),
@@ -86,7 +87,7 @@ func dialCtrl(ctx context.Context, server string, local netip.AddrPort, cfg *cli
 	return c, nil
 }
 
-func (c *ctrl) read() {
+func (c *controlConn) read() {
 	defer close(c.dead)
 	buf := make([]byte, 0, 512)
 	for {
@@ -128,7 +129,7 @@ func (c *ctrl) read() {
 	}
 }
 
-func (c *ctrl) keepAlive() {
+func (c *controlConn) keepAlive() {
 	t := time.NewTicker(c.cfg.keepAlive)
 	defer t.Stop()
 	for {
@@ -145,7 +146,7 @@ func (c *ctrl) keepAlive() {
 	}
 }
 
-func (c *ctrl) send(msg *message) error {
+func (c *controlConn) send(msg *message) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := msg.encode(&c.wbuf); err != nil {
@@ -163,7 +164,7 @@ var errGoodbye = errors.New("server said goodbye")
 
 // roundTrip sends req and waits for its response. A Goodbye on the way
 // fails it with the Goodbye's ServerError.
-func (c *ctrl) roundTrip(ctx context.Context, req *message) (*message, error) {
+func (c *controlConn) roundTrip(ctx context.Context, req *message) (*message, error) {
 	if err := c.send(req); err != nil {
 		return nil, err
 	}
@@ -194,7 +195,7 @@ func (c *ctrl) roundTrip(ctx context.Context, req *message) (*message, error) {
 
 // drain discards what the server sends (a dialer needs nothing after its
 // peer info) while the reader keeps answering pings.
-func (c *ctrl) drain() {
+func (c *controlConn) drain() {
 	for {
 		select {
 		case msg := <-c.in:
@@ -210,7 +211,7 @@ func (c *ctrl) drain() {
 // Close closes the control connection. It resets rather than closes
 // gracefully (linger 0): a TIME_WAIT on the 4-tuple would block the next
 // connection from this reused port to this server for a minute.
-func (c *ctrl) Close() error {
+func (c *controlConn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		close(c.closing)
@@ -225,4 +226,4 @@ func (c *ctrl) Close() error {
 	return nil
 }
 
-var _ io.Closer = (*ctrl)(nil)
+var _ io.Closer = (*controlConn)(nil)

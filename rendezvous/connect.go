@@ -27,10 +27,10 @@ func Connect(ctx context.Context, server string, local netip.AddrPort, name stri
 	}
 	type connected struct {
 		pi PeerInfo
-		c  *ctrl
+		c  *controlConn
 	}
 	res, err := retrying(ctx, cfg, cfg.log.With("server", server, "name", name), func(ctx context.Context) (connected, error) {
-		c, err := dialCtrl(ctx, server, local, cfg)
+		c, err := dialControl(ctx, server, local, cfg)
 		if err != nil {
 			return connected{}, err
 		}

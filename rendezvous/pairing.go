@@ -37,7 +37,7 @@ func startDelays(rttA, rttB time.Duration) (delayA, delayB time.Duration) {
 // rttOf returns the round-trip time to a client: the kernel's smoothed RTT
 // of the control connection where there is one (Linux: no extra round
 // trip), else a Ping measured now, else the last Ping's.
-func (s *Server) rttOf(ctx context.Context, c *sconn) (time.Duration, string) {
+func (s *Server) rttOf(ctx context.Context, c *peerConn) (time.Duration, string) {
 	if rtt, ok := c.kernelRTT(); ok {
 		return rtt, "kernel"
 	}
@@ -51,7 +51,7 @@ func (s *Server) rttOf(ctx context.Context, c *sconn) (time.Duration, string) {
 
 // kernelRTT is the kernel's RTT sample of c's connection, when the server
 // may use it and the kernel has one.
-func (c *sconn) kernelRTT() (time.Duration, bool) {
+func (c *peerConn) kernelRTT() (time.Duration, bool) {
 	if !c.s.cfg.kernelRTT {
 		return 0, false
 	}
@@ -90,7 +90,7 @@ func encodeBytes(msg *message) ([]byte, error) {
 }
 
 // pair introduces dialer d to the listener holding req.Name.
-func (s *Server) pair(d *sconn, req *message, dCands []netip.AddrPort) {
+func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 	log := s.log.With("name", req.Name, "dialer", d.remote.String())
 	l := s.reg.lookup(req.Name)
 	if l == nil {

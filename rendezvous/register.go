@@ -32,7 +32,7 @@ type Registration struct {
 	done   chan struct{} // closed when the run loop ends
 
 	mu       sync.Mutex
-	cur      *ctrl
+	cur      *controlConn
 	observed netip.AddrPort
 }
 
@@ -58,7 +58,7 @@ func Register(ctx context.Context, server string, local netip.AddrPort, name str
 	// Keep ctx's values but not its cancellation: the registration outlives it.
 	r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	type registered struct {
-		c   *ctrl
+		c   *controlConn
 		obs netip.AddrPort
 	}
 	reg, err := retrying(ctx, cfg, r.log, func(ctx context.Context) (registered, error) {
@@ -77,8 +77,8 @@ func Register(ctx context.Context, server string, local netip.AddrPort, name str
 
 // establish connects and registers once, within ctx (callers give it the
 // request timeout).
-func (r *Registration) establish(ctx context.Context) (*ctrl, netip.AddrPort, error) {
-	c, err := dialCtrl(ctx, r.server, r.local, r.cfg)
+func (r *Registration) establish(ctx context.Context) (*controlConn, netip.AddrPort, error) {
+	c, err := dialControl(ctx, r.server, r.local, r.cfg)
 	if err != nil {
 		return nil, netip.AddrPort{}, err
 	}
@@ -132,7 +132,7 @@ func (r *Registration) Close() error {
 	return nil
 }
 
-func (r *Registration) run(c *ctrl) {
+func (r *Registration) run(c *controlConn) {
 	defer close(r.done)
 	for {
 		r.serve(c)
@@ -147,7 +147,7 @@ func (r *Registration) run(c *ctrl) {
 }
 
 // serve delivers peer infos until the connection ends.
-func (r *Registration) serve(c *ctrl) {
+func (r *Registration) serve(c *controlConn) {
 	for {
 		select {
 		case msg := <-c.in:
@@ -182,7 +182,7 @@ func (r *Registration) serve(c *ctrl) {
 // reconnect retries until registered again or closed. A 409 is retried
 // too: the server may still hold the name for our previous connection
 // until it notices that connection is gone.
-func (r *Registration) reconnect() *ctrl {
+func (r *Registration) reconnect() *controlConn {
 	for attempt := 0; ; attempt++ {
 		t := time.NewTimer(backoff(attempt, r.cfg.backoffMin, r.cfg.backoffMax))
 		select {

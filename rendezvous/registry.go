@@ -11,13 +11,13 @@ import "sync"
 // server refuse with 420 rather than silently ignore a proof.
 type registry struct {
 	mu    sync.Mutex
-	names map[string]*sconn
+	names map[string]*peerConn
 }
 
-func newRegistry() *registry { return &registry{names: make(map[string]*sconn)} }
+func newRegistry() *registry { return &registry{names: make(map[string]*peerConn)} }
 
 // claim gives name to c unless another connection holds it.
-func (r *registry) claim(name string, c *sconn) bool {
+func (r *registry) claim(name string, c *peerConn) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if cur, ok := r.names[name]; ok && cur != c {
@@ -28,7 +28,7 @@ func (r *registry) claim(name string, c *sconn) bool {
 }
 
 // release frees name if c still holds it.
-func (r *registry) release(name string, c *sconn) {
+func (r *registry) release(name string, c *peerConn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.names[name] == c {
@@ -36,7 +36,7 @@ func (r *registry) release(name string, c *sconn) {
 	}
 }
 
-func (r *registry) lookup(name string) *sconn {
+func (r *registry) lookup(name string) *peerConn {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.names[name]
