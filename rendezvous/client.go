@@ -64,6 +64,7 @@ type controlConn struct {
 	err       error         // why it stopped; read after dead
 	closing   chan struct{}
 	closeOnce sync.Once
+	wg        sync.WaitGroup // the reader, the keepalive and drain; Close waits for them
 }
 
 // dialControl connects to server from local, the peer's reused port, so the
@@ -82,12 +83,17 @@ func dialControl(ctx context.Context, server string, local netip.AddrPort, cfg *
 		dead:    make(chan struct{}),
 		closing: make(chan struct{}),
 	}
+	c.wg.Add(2)
 	go c.read()
 	go c.keepAlive()
 	return c, nil
 }
 
 func (c *controlConn) read() {
+	defer c.wg.Done()
+	if c.cfg.goroutineExit != nil {
+		defer c.cfg.goroutineExit()
+	}
 	defer close(c.dead)
 	buf := make([]byte, 0, 512)
 	for {
@@ -130,6 +136,10 @@ func (c *controlConn) read() {
 }
 
 func (c *controlConn) keepAlive() {
+	defer c.wg.Done()
+	if c.cfg.goroutineExit != nil {
+		defer c.cfg.goroutineExit()
+	}
 	t := time.NewTicker(c.cfg.keepAlive)
 	defer t.Stop()
 	for {
@@ -193,9 +203,19 @@ func (c *controlConn) roundTrip(ctx context.Context, req *message) (*message, er
 	}
 }
 
-// drain discards what the server sends (a dialer needs nothing after its
-// peer info) while the reader keeps answering pings.
+// startDrain discards, in a goroutine Close waits for, what the server
+// sends (a dialer needs nothing after its peer info) while the reader keeps
+// answering pings.
+func (c *controlConn) startDrain() {
+	c.wg.Add(1)
+	go c.drain()
+}
+
 func (c *controlConn) drain() {
+	defer c.wg.Done()
+	if c.cfg.goroutineExit != nil {
+		defer c.cfg.goroutineExit()
+	}
 	for {
 		select {
 		case msg := <-c.in:
@@ -208,9 +228,10 @@ func (c *controlConn) drain() {
 	}
 }
 
-// Close closes the control connection. It resets rather than closes
-// gracefully (linger 0): a TIME_WAIT on the 4-tuple would block the next
-// connection from this reused port to this server for a minute.
+// Close closes the control connection and returns once its goroutines
+// have ended, so none outlives it. It resets rather than closes gracefully
+// (linger 0): a TIME_WAIT on the 4-tuple would block the next connection
+// from this reused port to this server for a minute.
 func (c *controlConn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
@@ -220,6 +241,9 @@ func (c *controlConn) Close() error {
 		}
 		err = c.nc.Close()
 	})
+	// Closing the socket ends a blocked read or write at once, and every
+	// goroutine selects on closing wherever else it waits.
+	c.wg.Wait()
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("rendezvous: closing control connection: %w", err)
 	}

@@ -49,6 +49,6 @@ func Connect(ctx context.Context, server string, local netip.AddrPort, name stri
 	if err != nil {
 		return PeerInfo{}, nil, fmt.Errorf("rendezvous: connect to %q via %s: %w", name, server, err)
 	}
-	go res.c.drain()
+	res.c.startDrain()
 	return res.pi, res.c, nil
 }

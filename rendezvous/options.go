@@ -105,6 +105,10 @@ type clientConfig struct {
 	requestTimeout time.Duration
 	backoffMin     time.Duration
 	backoffMax     time.Duration
+
+	// goroutineExit, when set (by tests only), runs as each goroutine of a
+	// control connection ends.
+	goroutineExit func()
 }
 
 func newClientConfig(opts []ClientOption) *clientConfig {
