@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tcpunch/tcpunch/internal/testnet"
 )
 
 func TestStartDelays(t *testing.T) {
@@ -58,32 +60,30 @@ func TestBackoff(t *testing.T) {
 }
 
 // delayProxy forwards TCP to target, adding oneWay in each direction, so a
-// loopback client looks far away. It returns the proxy's address.
+// loopback client looks far away. It returns the proxy's address. Its
+// connections and pumps end with the test.
 func delayProxy(t testing.TB, target string, oneWay time.Duration) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			go pumpDelayed(in, out, oneWay)
-			go pumpDelayed(out, in, oneWay)
+	testnet.Serve(t, ln, func(in net.Conn) {
+		out, err := net.Dial("tcp", target)
+		if err != nil {
+			return
 		}
-	}()
+		back := make(chan struct{})
+		go func() { defer close(back); pumpDelayed(out, in, oneWay) }()
+		pumpDelayed(in, out, oneWay)
+		<-back
+	})
 	return ln.Addr().String()
 }
 
+// pumpDelayed copies src to dst, each chunk oneWay after it was read. When
+// either side fails it closes both, which ends the opposite pump too, and
+// it returns only once its reader has ended.
 func pumpDelayed(src, dst net.Conn, d time.Duration) {
 	type chunk struct {
 		at time.Time
@@ -111,6 +111,8 @@ func pumpDelayed(src, dst net.Conn, d time.Duration) {
 	}
 	src.Close()
 	dst.Close()
+	for range ch { // the reader fails now that src is closed
+	}
 }
 
 // pairRecorder keeps the server's "paired" log records.
