@@ -19,9 +19,14 @@ import (
 // While the server cannot be reached, or the connection breaks before the
 // answer (a server restart), Connect retries with the backoff of
 // [WithBackoff] until ctx ends. A name nobody holds gives an error matching
-// ErrUnknownName at once; other server refusals are *ServerError.
+// ErrUnknownName at once; other server refusals are *ServerError; an
+// invalid option gives an error matching ErrInvalidOption before anything
+// is sent.
 func Connect(ctx context.Context, server string, local netip.AddrPort, name string, candidates []netip.AddrPort, opts ...ClientOption) (PeerInfo, io.Closer, error) {
 	cfg := newClientConfig(opts)
+	if cfg.err != nil {
+		return PeerInfo{}, nil, fmt.Errorf("rendezvous: connect to %q via %s: %w", name, server, cfg.err)
+	}
 	if err := checkWireName(name); err != nil {
 		return PeerInfo{}, nil, err
 	}

@@ -24,4 +24,29 @@
 //     or connect to a registered one. Authenticate the punched connection
 //     end to end, and run a private server for private names;
 //   - UDP: it is TCP only.
+//
+// # Options
+//
+// Servers and clients take functional options (With...). An option never
+// clamps a value: one that means nothing is an error matching
+// [ErrInvalidOption], returned by [Server.Serve] and [Server.ListenAndServe]
+// for a server, and by [Register], [Connect] and [MappedAddress] for a
+// client, before anything is sent. What zero and negative values mean:
+//
+//	option                       zero                          negative
+//	WithLogger(nil)              nil discards, as the default  -
+//	WithMaxMessageSize(n)        error (n must be 20..65555)   error
+//	WithKeepAlive(d)             error                         error
+//	WithMaxNameLength(n)         error (n must be 1..255)      error
+//	WithNameValidator(nil)       nil keeps the default rule    -
+//	WithMaxCandidates(n)         no host candidates admitted   error
+//	WithMaxConnsPerIP(n)         no cap                        error
+//	WithMaxConns(n)              no cap                        error
+//	WithReadTimeout(d)           error                         error
+//	WithIdleTimeout(d)           error                         error
+//	WithWriteTimeout(d)          error                         error
+//	WithPingTimeout(d)           error                         error
+//	WithKernelRTT(bool)          -                             -
+//	WithBackoff(min, max)        error (min > 0, max >= min)   error
+//	WithRequestTimeout(d)        error                         error
 package rendezvous

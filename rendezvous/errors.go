@@ -28,6 +28,12 @@ var (
 	// ErrServerClosed is returned by [Server.Serve] and
 	// [Server.ListenAndServe] after [Server.Shutdown] or [Server.Close].
 	ErrServerClosed = errors.New("rendezvous: server closed")
+	// ErrInvalidOption is matched by the error of [Server.Serve],
+	// [Server.ListenAndServe], [Register], [Connect] and [MappedAddress]
+	// when an option was given a value that means nothing (the package
+	// doc's table lists what each option accepts). The error names the
+	// option and the value.
+	ErrInvalidOption = errors.New("rendezvous: invalid option")
 )
 
 // ServerError is an error response (or a Goodbye) from the server: its

@@ -1,6 +1,8 @@
 package rendezvous
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -70,6 +72,7 @@ type serverConfig struct {
 	keepAlive     time.Duration
 	pingTimeout   time.Duration
 	kernelRTT     bool
+	err           error // the invalid options, reported by Serve
 }
 
 func newServerConfig(opts []ServerOption) *serverConfig {
@@ -106,9 +109,28 @@ type clientConfig struct {
 	backoffMin     time.Duration
 	backoffMax     time.Duration
 
+	err error // the invalid options, reported by every call
+
 	// goroutineExit, when set (by tests only), runs as each goroutine of a
 	// control connection ends.
 	goroutineExit func()
+}
+
+// invalidOption is the error of an option given a value that means
+// nothing: it names the option and says what it accepts.
+func invalidOption(call, want string) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidOption, call, want)
+}
+
+// Options report invalid values when applied rather than clamp them: the
+// caller sees its mistake at Serve, Register, Connect or MappedAddress, and
+// the signatures stay those of plain functional options.
+func (c *serverConfig) invalid(call, want string) {
+	c.err = errors.Join(c.err, invalidOption(call, want))
+}
+
+func (c *clientConfig) invalid(call, want string) {
+	c.err = errors.Join(c.err, invalidOption(call, want))
 }
 
 func newClientConfig(opts []ClientOption) *clientConfig {
@@ -128,7 +150,8 @@ func newClientConfig(opts []ClientOption) *clientConfig {
 	return c
 }
 
-// WithLogger sets the logger of a server or a client. The default discards.
+// WithLogger sets the logger of a server or a client. The default, and
+// nil, discards.
 func WithLogger(l *slog.Logger) Option {
 	return sharedOption{
 		server: func(c *serverConfig) {
@@ -147,111 +170,162 @@ func WithLogger(l *slog.Logger) Option {
 // WithMaxMessageSize caps the size of a message read (header included).
 // A bigger message closes the connection. Servers default to
 // DefaultMaxMessageSize; clients accept any STUN message (64 KiB) unless
-// told otherwise. Values are clamped to [20, 65555].
+// told otherwise. n must lie in [20, 65555], a header alone to the most
+// the 16-bit STUN length allows.
 func WithMaxMessageSize(n int) Option {
-	n = min(max(n, 20), maxWireMessageSize)
+	ok := n >= headerSize && n <= maxWireMessageSize
+	call, want := fmt.Sprintf("WithMaxMessageSize(%d)", n), fmt.Sprintf("must be %d to %d bytes", headerSize, maxWireMessageSize)
 	return sharedOption{
-		server: func(c *serverConfig) { c.maxMessage = n },
-		client: func(c *clientConfig) { c.maxMessage = n },
+		server: func(c *serverConfig) {
+			if !ok {
+				c.invalid(call, want)
+				return
+			}
+			c.maxMessage = n
+		},
+		client: func(c *clientConfig) {
+			if !ok {
+				c.invalid(call, want)
+				return
+			}
+			c.maxMessage = n
+		},
 	}
 }
 
 // WithKeepAlive sets how often an idle control connection is pinged (a
 // tcpunch Ping request; TCP keepalive uses the same period). A server pings
 // its listeners and dialers; a client pings its server and gives the
-// connection up after three periods without hearing from it.
+// connection up after three periods without hearing from it. d must be
+// positive.
 func WithKeepAlive(d time.Duration) Option {
+	call := fmt.Sprintf("WithKeepAlive(%v)", d)
 	return sharedOption{
 		server: func(c *serverConfig) {
-			if d > 0 {
-				c.keepAlive = d
+			if d <= 0 {
+				c.invalid(call, "the period must be positive")
+				return
 			}
+			c.keepAlive = d
 		},
 		client: func(c *clientConfig) {
-			if d > 0 {
-				c.keepAlive = d
+			if d <= 0 {
+				c.invalid(call, "the period must be positive")
+				return
 			}
+			c.keepAlive = d
 		},
 	}
 }
 
-// WithMaxNameLength caps the length of a registered name (default 64).
+// WithMaxNameLength caps the length of a registered name (default 64), in
+// bytes, from 1 to 255 (the most a client sends). It applies to the
+// default name rule; a [WithNameValidator] rule brings its own.
 func WithMaxNameLength(n int) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) {
-		if n > 0 {
-			c.maxName = min(n, 255)
+		if n < 1 || n > 255 {
+			c.invalid(fmt.Sprintf("WithMaxNameLength(%d)", n), "must be 1 to 255 bytes")
+			return
 		}
+		c.maxName = n
 	})
 }
 
 // WithNameValidator replaces the default name rule (1 to the maximum
 // length of letters, digits, '.', '_' and '-'). The returned error's text
-// is sent to the client as the reason of a 400 response.
+// is sent to the client as the reason of a 400 response. nil keeps the
+// default rule.
 func WithNameValidator(f func(name string) error) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.nameRule = f })
 }
 
-// WithMaxCandidates caps the host candidates a client may send (default 16).
+// WithMaxCandidates caps the host candidates a client may send (default
+// 16). 0 admits none: peers then learn only each other's observed
+// endpoint. n must not be negative.
 func WithMaxCandidates(n int) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) {
-		if n >= 0 {
-			c.maxCands = n
+		if n < 0 {
+			c.invalid(fmt.Sprintf("WithMaxCandidates(%d)", n), "must be 0 or more")
+			return
 		}
+		c.maxCands = n
 	})
 }
 
 // WithMaxConnsPerIP caps simultaneous connections from one source IP
-// address (default 64). n <= 0 removes the cap.
+// address (default 64). 0 removes the cap; n must not be negative.
 func WithMaxConnsPerIP(n int) ServerOption {
-	return serverOptionFunc(func(c *serverConfig) { c.maxConnsPerIP = n })
+	return serverOptionFunc(func(c *serverConfig) {
+		if n < 0 {
+			c.invalid(fmt.Sprintf("WithMaxConnsPerIP(%d)", n), "must be 0 (no cap) or more")
+			return
+		}
+		c.maxConnsPerIP = n
+	})
 }
 
-// WithMaxConns caps simultaneous connections (default 50000). n <= 0 removes
-// the cap.
+// WithMaxConns caps simultaneous connections (default 50000). 0 removes the
+// cap; n must not be negative.
 func WithMaxConns(n int) ServerOption {
-	return serverOptionFunc(func(c *serverConfig) { c.maxConns = n })
+	return serverOptionFunc(func(c *serverConfig) {
+		if n < 0 {
+			c.invalid(fmt.Sprintf("WithMaxConns(%d)", n), "must be 0 (no cap) or more")
+			return
+		}
+		c.maxConns = n
+	})
 }
 
 // WithReadTimeout bounds how long a message may take to arrive once its
 // first byte has (so a client dribbling a header is cut), and how long a new
-// connection may wait before its first message (default 10 s).
+// connection may wait before its first message (default 10 s). d must be
+// positive.
 func WithReadTimeout(d time.Duration) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) {
-		if d > 0 {
-			c.readTimeout = d
+		if d <= 0 {
+			c.invalid(fmt.Sprintf("WithReadTimeout(%v)", d), "the timeout must be positive")
+			return
 		}
+		c.readTimeout = d
 	})
 }
 
 // WithIdleTimeout closes a connection from which nothing arrived for d
 // (default 60 s). Live tcpunch clients answer the server's pings, so only
 // dead ones (and silent plain STUN clients) hit it; a dead listener's name
-// is then freed.
+// is then freed. d must be positive.
 func WithIdleTimeout(d time.Duration) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) {
-		if d > 0 {
-			c.idleTimeout = d
+		if d <= 0 {
+			c.invalid(fmt.Sprintf("WithIdleTimeout(%v)", d), "the timeout must be positive")
+			return
 		}
+		c.idleTimeout = d
 	})
 }
 
 // WithWriteTimeout bounds one write to a client (default 10 s): a client
-// that stops reading is cut instead of blocking the server.
+// that stops reading is cut instead of blocking the server. d must be
+// positive.
 func WithWriteTimeout(d time.Duration) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) {
-		if d > 0 {
-			c.writeTimeout = d
+		if d <= 0 {
+			c.invalid(fmt.Sprintf("WithWriteTimeout(%v)", d), "the timeout must be positive")
+			return
 		}
+		c.writeTimeout = d
 	})
 }
 
 // WithPingTimeout bounds the wait for a Ping answer when the server measures
-// a round-trip time itself (default 2 s).
+// a round-trip time itself (default 2 s). d must be positive.
 func WithPingTimeout(d time.Duration) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) {
-		if d > 0 {
-			c.pingTimeout = d
+		if d <= 0 {
+			c.invalid(fmt.Sprintf("WithPingTimeout(%v)", d), "the timeout must be positive")
+			return
 		}
+		c.pingTimeout = d
 	})
 }
 
@@ -263,25 +337,31 @@ func WithKernelRTT(use bool) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.kernelRTT = use })
 }
 
-// WithBackoff sets the reconnection backoff of [Register]: a jittered delay
-// starting near min, doubling per failed attempt, capped at max.
+// WithBackoff sets the retry backoff of the client: between the tries of
+// a first [Register] and of a [Connect] while the server cannot be reached,
+// and between the reconnections of a live [Registration]. It is a jittered
+// delay starting near minDelay, doubling per failed try, capped at maxDelay
+// (defaults 200 ms and 10 s). minDelay must be positive and maxDelay at
+// least minDelay.
 func WithBackoff(minDelay, maxDelay time.Duration) ClientOption {
 	return clientOptionFunc(func(c *clientConfig) {
-		if minDelay > 0 {
-			c.backoffMin = minDelay
+		if minDelay <= 0 || maxDelay < minDelay {
+			c.invalid(fmt.Sprintf("WithBackoff(%v, %v)", minDelay, maxDelay), "the first delay must be positive and the cap at least as long")
+			return
 		}
-		if maxDelay >= c.backoffMin {
-			c.backoffMax = maxDelay
-		}
+		c.backoffMin, c.backoffMax = minDelay, maxDelay
 	})
 }
 
 // WithRequestTimeout bounds connecting to the server plus one request and
-// its response (default 15 s), on top of the caller's context.
+// its response (default 15 s), on top of the caller's context; each retry
+// gets its own. d must be positive.
 func WithRequestTimeout(d time.Duration) ClientOption {
 	return clientOptionFunc(func(c *clientConfig) {
-		if d > 0 {
-			c.requestTimeout = d
+		if d <= 0 {
+			c.invalid(fmt.Sprintf("WithRequestTimeout(%v)", d), "the timeout must be positive")
+			return
 		}
+		c.requestTimeout = d
 	})
 }

@@ -43,9 +43,13 @@ type Registration struct {
 // or the connection breaks before the answer (a server restart), Register
 // retries with the backoff of [WithBackoff] until ctx ends. A name held by
 // another listener gives an error matching ErrNameTaken at once; other
-// refusals are *ServerError.
+// refusals are *ServerError; an invalid option gives an error matching
+// ErrInvalidOption before anything is sent.
 func Register(ctx context.Context, server string, local netip.AddrPort, name string, candidates []netip.AddrPort, opts ...ClientOption) (*Registration, error) {
 	cfg := newClientConfig(opts)
+	if cfg.err != nil {
+		return nil, fmt.Errorf("rendezvous: register %q at %s: %w", name, server, cfg.err)
+	}
 	if err := checkWireName(name); err != nil {
 		return nil, err
 	}

@@ -65,13 +65,17 @@ func (s *Server) keepAliveConfig() net.KeepAliveConfig {
 }
 
 // ListenAndServe listens on the TCP address addr and serves it until
-// Shutdown or Close; it then returns ErrServerClosed. ctx bounds only the
+// Shutdown or Close; it then returns ErrServerClosed (or, at once, an
+// error matching ErrInvalidOption). ctx bounds only the
 // listen, as in net.ListenConfig. Listening goes through Go's net package,
 // whose backlog follows the kernel's somaxconn, so bursts of connects are
 // queued rather than refused.
 func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 	if s.isClosing() {
 		return ErrServerClosed
+	}
+	if err := s.cfg.err; err != nil {
+		return fmt.Errorf("rendezvous: serving %s: %w", addr, err)
 	}
 	lc := net.ListenConfig{KeepAliveConfig: s.keepAliveConfig()}
 	ln, err := lc.Listen(ctx, "tcp", addr)
@@ -82,8 +86,14 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 }
 
 // Serve accepts connections on ln until Shutdown or Close, and then
-// returns ErrServerClosed. It closes ln on return.
+// returns ErrServerClosed. It closes ln on return. A server given an
+// invalid option serves nothing: Serve returns an error matching
+// ErrInvalidOption at once.
 func (s *Server) Serve(ln net.Listener) error {
+	if err := s.cfg.err; err != nil {
+		ln.Close()
+		return fmt.Errorf("rendezvous: serving %v: %w", ln.Addr(), err)
+	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()

@@ -18,14 +18,19 @@ import (
 // answered with XOR-MAPPED-ADDRESS, or MAPPED-ADDRESS from an RFC 3489-era
 // server. It works with any STUN server listening on TCP (tcpunch's own,
 // coturn, ...). Two servers reporting different ports for one local port
-// mean a symmetric NAT, which TCP hole punching cannot cross.
+// mean a symmetric NAT, which TCP hole punching cannot cross. Of the
+// client options it uses the request timeout; an invalid option gives an
+// error matching ErrInvalidOption.
 func MappedAddress(ctx context.Context, server string, local netip.AddrPort, opts ...ClientOption) (netip.AddrPort, error) {
 	cfg := newClientConfig(opts)
-	ctx, cancel := context.WithTimeout(ctx, cfg.requestTimeout)
-	defer cancel()
 	fail := func(err error) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("rendezvous: STUN binding with %s from %v: %w", server, local, err)
 	}
+	if cfg.err != nil {
+		return fail(cfg.err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.requestTimeout)
+	defer cancel()
 	nc, err := sockopt.Dialer(local).DialContext(ctx, "tcp", server)
 	if err != nil {
 		return fail(err)
