@@ -1,4 +1,4 @@
-package lab
+package natlab
 
 import (
 	"context"
@@ -73,7 +73,7 @@ func (s Scenario) Build(ctx context.Context, opts ...Option) (*Pair, error) {
 	}
 	p, err := s.build(ctx, l)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("lab: building %s: %w", s.Name, err), l.Close())
+		return nil, errors.Join(fmt.Errorf("natlab: building %s: %w", s.Name, err), l.Close())
 	}
 	return p, nil
 }
@@ -169,7 +169,7 @@ func Lookup(name string) (Scenario, error) {
 		}
 		names = append(names, s.Name)
 	}
-	return Scenario{}, fmt.Errorf("lab: no scenario %q; have %s", name, strings.Join(names, ", "))
+	return Scenario{}, fmt.Errorf("natlab: no scenario %q; have %s", name, strings.Join(names, ", "))
 }
 
 func normalize(s string) string {

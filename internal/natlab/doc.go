@@ -43,4 +43,4 @@
 // debugging. [Check] reports what is missing and how to install it;
 // [Require] turns that into a skip for tests, or a failure when CI=true.
 // On other systems every constructor returns [ErrUnsupported].
-package lab
+package natlab
