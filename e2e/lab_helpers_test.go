@@ -49,9 +49,10 @@ func verboseArgs() []string {
 	return nil
 }
 
-// in is the argv prefix that runs the binary inside a node's namespace.
-func in(n interface{ Namespace() string }) []string {
-	return []string{"ip", "netns", "exec", n.Namespace()}
+// in is the argv prefix that runs the binary inside a node's namespace
+// (this test binary links natlab, which is what makes the prefix work).
+func in(n interface{ CommandPrefix() []string }) []string {
+	return n.CommandPrefix()
 }
 
 // outermost is the node whose link faces the internet for h: h itself for a

@@ -4,10 +4,13 @@ package e2e_test
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/tcpunch/tcpunch/internal/natlab"
 )
@@ -50,8 +53,16 @@ func TestLabSelfConnectSamePort(t *testing.T) {
 			}
 			rdv := l.Rendezvous()
 			second := netip.MustParseAddr("203.0.113.3") // below the lab's first handed-out host octet
-			if out, err := rdv.Command(ctx, "ip", "addr", "add", second.String()+"/24", "dev", rdv.Link()).CombinedOutput(); err != nil {
-				t.Fatalf("adding %v to the rendezvous host: %v: %s", second, err, out)
+			if err := rdv.Do(func() error {
+				// netlink's package-level calls open their socket on the
+				// calling thread, which Do has switched into the namespace.
+				link, err := netlink.LinkByName(rdv.Link())
+				if err != nil {
+					return err
+				}
+				return netlink.AddrAdd(link, &netlink.Addr{IPNet: &net.IPNet{IP: second.AsSlice(), Mask: net.CIDRMask(24, 32)}})
+			}); err != nil {
+				t.Fatalf("adding %v to the rendezvous host: %v", second, err)
 			}
 			serve(t, in(rdv), fmt.Sprintf("0.0.0.0:%d", rdvPort))
 			rv1 := netip.AddrPortFrom(rdv.Addr(), rdvPort).String()

@@ -21,7 +21,7 @@ import (
 // registers, then a `tcpunch dial` starts behind NAT B. The punch phase is
 // the dialer's --report elapsed_ms (peer info received → verified,
 // nominated connection); the cold start is the bench's clock from starting
-// the dialer process (through `ip netns exec`) to its "connected" line.
+// the dialer process (started inside its namespace) to its "connected" line.
 func benchConnect(ctx context.Context, cfg Config) error {
 	if err := natlab.Check().Err(); err != nil {
 		return err
