@@ -4,14 +4,16 @@ package natlab
 
 // WAN emulation: one-way delay and random loss on a node's access link.
 //
-// This kernel has no netem qdisc and no nft queue statement, so packets are
-// diverted with the iptables NFQUEUE target to a user-space stage in this
-// process and released (or dropped) from there:
+// This kernel has no netem qdisc and no nft queue expression (nft_queue),
+// so packets are diverted with the xtables NFQUEUE target, which nf_tables
+// runs through nft_compat as iptables-nft does (see queueTo), to a
+// user-space stage in this process and released (or dropped) from there:
 //
-//   - The rules live in the raw table: PREROUTING for packets arriving on
-//     the link, and for a router also packets arriving from its LAN (they
-//     are about to leave through the WAN, after NAT); OUTPUT for packets
-//     the node itself sends out of the link. Raw runs before conntrack, so
+//   - The rules live in tables "ip lablink" and "ip6 lablink" at priority
+//     raw (-300): prerouting for packets arriving on the link, and for a
+//     router also packets arriving from its LAN (they are about to leave
+//     through the WAN, after NAT); output for packets the node itself
+//     sends out of the link. Raw runs before conntrack, so
 //     a held packet carries no half-made conntrack entry. Holding outbound
 //     packets before NAT rather than after it (netfilter has no hook after
 //     conntrack confirmation) is equivalent as long as both directions get
@@ -31,7 +33,7 @@ package natlab
 //     other (due times are kept non-decreasing, as on a real link, even
 //     when the delay is lowered). Loss is decided on arrival: a dropped
 //     packet gets an immediate DROP verdict.
-//   - No --queue-bypass, i.e. fail closed: if the stage is gone, the
+//   - No queue bypass flag, i.e. fail closed: if the stage is gone, the
 //     kernel drops what the rule diverts. A stage that died and silently
 //     turned into a zero-delay link would let a test that depends on the
 //     delay pass under the wrong conditions; a black-holed link fails
