@@ -566,3 +566,59 @@ func netnsWithPrefix(t *testing.T, prefix string) []string {
 	}
 	return found
 }
+
+// BenchmarkScenarioBuild is the lab's setup and teardown cost: the demo's
+// two-NAT topology (internet, rendezvous, two routers, two peers: six
+// namespaces) built, then closed. up-ms and down-ms are per lab.
+func BenchmarkScenarioBuild(b *testing.B) {
+	if err := natlab.Check().Err(); err != nil {
+		b.Skip(err)
+	}
+	sc, err := natlab.Lookup("drop×drop")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var up, down time.Duration
+	for b.Loop() {
+		start := time.Now()
+		p, err := sc.Build(b.Context())
+		if err != nil {
+			b.Fatal(err)
+		}
+		mid := time.Now()
+		if err := p.Close(); err != nil {
+			b.Fatal(err)
+		}
+		up, down = up+mid.Sub(start), down+time.Since(mid)
+	}
+	b.ReportMetric(float64(up.Microseconds())/1000/float64(b.N), "up-ms")
+	b.ReportMetric(float64(down.Microseconds())/1000/float64(b.N), "down-ms")
+}
+
+// BenchmarkCommand is the cost of starting a program inside a namespace
+// (Host.Command re-executes this binary, which enters the namespace and
+// execs the program) against starting it directly.
+func BenchmarkCommand(b *testing.B) {
+	if err := natlab.Check().Err(); err != nil {
+		b.Skip(err)
+	}
+	l, err := natlab.New(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	b.Run("in-namespace", func(b *testing.B) {
+		for b.Loop() {
+			if err := l.Rendezvous().Command(b.Context(), "true").Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("direct", func(b *testing.B) {
+		for b.Loop() {
+			if err := exec.CommandContext(b.Context(), "true").Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -38,8 +38,9 @@ type Scenario struct {
 	// family.
 	IPv6 bool
 	// Direct is whether a direct connection is expected: what was seen
-	// with a bare punch loop on these machines (shared/NOTES.md), or
-	// follows from it. Symmetric NAT never punches directly.
+	// with a bare punch loop on these machines, or follows from it (see
+	// "What the engine does about real NATs" in docs/ARCHITECTURE.md).
+	// Symmetric NAT never punches directly.
 	Direct bool
 }
 
