@@ -162,6 +162,13 @@ func (s *cellStats) record(r run) {
 	}
 }
 
+// connections is how many runs of the cell connected so far.
+func (s *cellStats) connections() int {
+	summary.Lock()
+	defer summary.Unlock()
+	return s.connected
+}
+
 func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)

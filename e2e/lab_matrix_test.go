@@ -40,9 +40,18 @@ type cell struct {
 	delayA, delayB time.Duration // one-way delay of a's and b's internet-facing links
 	// bestEffort, when set, says why a direct connection is possible but
 	// not guaranteed: runs that do not connect are counted and logged, not
-	// failed. A connection that is made is checked like any other.
+	// failed, as long as the cell connects in at least bestEffortMin of its
+	// runs. A connection that is made is checked like any other.
 	bestEffort string
 }
+
+// bestEffortMin is how many of n runs of a best-effort cell must connect:
+// two in five (rounded up, at least one). Measured on the lab with the
+// cells alone (10 and 20 runs) and in the full matrix (5 runs): rst×rst
+// 9/10, 20/20, 5/5; open×open and rst×rst-ipv6 10/10, 20/20, 5/5. A cell
+// below 40% is broken, not unlucky: at 90% per run, fewer than two of five
+// connect by chance about once in 2000.
+func bestEffortMin(n int) int { return max(1, (2*n+4)/5) }
 
 // bestEffortTimeout is the --timeout of best-effort cells: what a user
 // would wait, and it bounds the suite.
@@ -112,6 +121,7 @@ func TestLabMatrix(t *testing.T) {
 		st := statsFor(c.Name, c.Direct, c.bestEffort != "")
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
+			before := st.connections()
 			for i := range n {
 				t.Run(fmt.Sprintf("run%d", i+1), func(t *testing.T) {
 					if c.Direct {
@@ -120,6 +130,9 @@ func TestLabMatrix(t *testing.T) {
 						runNoPath(t, c, i, st)
 					}
 				})
+			}
+			if got, want := st.connections()-before, bestEffortMin(n); c.bestEffort != "" && got < want {
+				t.Errorf("best effort, but connected in %d of %d runs, want at least %d (%s)", got, n, want, c.bestEffort)
 			}
 		})
 	}
