@@ -1,15 +1,19 @@
 # The one test command: `make test`. As root it first installs, with apt-get,
-# whatever the real-NAT lab (e2e/) needs and the machine lacks.
+# the programs some tests compare tcpunch and the lab with, if missing. The
+# lab itself (internal/natlab) needs none: it builds everything over
+# netlink. nft: the check of the lab's rules against `nft list ruleset`;
+# coturn: the STUN tests; socat, strace: e2e tests and benchmarks.
 GO        ?= go
-LAB_TOOLS := nft:nftables iptables:iptables conntrack:conntrack turnserver:coturn socat:socat strace:strace
+LAB_TOOLS := nft:nftables turnserver:coturn socat:socat strace:strace
 FUZZTIME  ?= 20s
 
 .PHONY: test deps vet crossbuild unit fuzz bench
 
 test: deps vet crossbuild unit fuzz
 
-# Installs the lab's tools when running as root and any is missing. Not root:
-# says what is missing; the e2e tests then skip (or fail under CI=true).
+# Installs those tools when running as root and any is missing. Not root:
+# says what is missing; the tests that need them then skip (or fail under
+# CI=true).
 deps:
 	@missing=""; for t in $(LAB_TOOLS); do command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -17,7 +21,7 @@ deps:
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else \
-		echo "not installing (needs root and apt-get):$$missing; the e2e lab tests will skip"; \
+		echo "not installing (needs root and apt-get):$$missing; the tests that use them will skip"; \
 	fi
 
 vet:

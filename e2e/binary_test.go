@@ -99,7 +99,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// start runs the binary (prefix, e.g. `ip netns exec NS`, may be empty) and
+// start runs the binary (prefix, e.g. a lab node's CommandPrefix, may be empty) and
 // kills it at the end of the test if it is still running.
 func start(t *testing.T, prefix []string, stdin io.Reader, stdout io.Writer, args ...string) *proc {
 	t.Helper()

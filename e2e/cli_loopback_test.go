@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
 // stream is n deterministic pseudo-random bytes.
@@ -382,7 +382,7 @@ func TestDemoLoopback(t *testing.T) {
 
 // TestDemoThroughNAT is `sudo tcpunch demo` as a user runs it: two real NATs.
 func TestDemoThroughNAT(t *testing.T) {
-	lab.Require(t)
+	natlab.Require(t)
 	t.Parallel()
 	var out bytes.Buffer
 	p := start(t, nil, nil, &out, "demo", "--delay", "10ms")
@@ -398,7 +398,7 @@ func TestDemoThroughNAT(t *testing.T) {
 // TestDemoScenarios: `demo --scenario` builds any lab scenario; one without
 // a direct path ends with exit 3 and says it was expected.
 func TestDemoScenarios(t *testing.T) {
-	lab.Require(t)
+	natlab.Require(t)
 	t.Parallel()
 	t.Run("rst×rst", func(t *testing.T) {
 		t.Parallel()

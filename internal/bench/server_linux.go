@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
 // proc is a server process the bench started: tcpunch serve, coturn, ...
@@ -39,7 +39,7 @@ func startServe(ctx context.Context, cfg Config, profile string, args ...string)
 
 // labWithServer builds the scenario's lab and runs `tcpunch serve` on its
 // rendezvous host; close the pair and stop the server when done.
-func labWithServer(ctx context.Context, cfg Config, sc lab.Scenario) (*lab.Pair, *proc, error) {
+func labWithServer(ctx context.Context, cfg Config, sc natlab.Scenario) (*natlab.Pair, *proc, error) {
 	pair, err := sc.Build(ctx)
 	if err != nil {
 		return nil, nil, err

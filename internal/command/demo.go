@@ -16,13 +16,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
 // DemoConfig is what `tcpunch demo` takes.
 type DemoConfig struct {
 	Loopback bool          // skip the NAT lab even when it could run
-	Scenario string        // a lab scenario by name (lab.Lookup); "" is drop×drop
+	Scenario string        // a lab scenario by name (natlab.Lookup); "" is drop×drop
 	Delay    time.Duration // one-way delay between the peers, in the lab; overrides the scenario's
 	Verbose  bool
 	Stdout   io.Writer
@@ -43,12 +43,12 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 	}
 	out := cfg.Stdout
 	tl := &timeline{w: out, start: time.Now()}
-	sc := lab.Scenario{Name: "drop×drop", A: lab.Side{NAT: lab.NATDrop}, B: lab.Side{NAT: lab.NATDrop}, Direct: true}
+	sc := natlab.Scenario{Name: "drop×drop", A: natlab.Side{NAT: natlab.NATDrop}, B: natlab.Side{NAT: natlab.NATDrop}, Direct: true}
 	if cfg.Scenario != "" {
 		if cfg.Loopback {
 			return usageError("--scenario needs the NAT lab; it cannot be combined with --loopback")
 		}
-		if sc, err = lab.Lookup(cfg.Scenario); err != nil {
+		if sc, err = natlab.Lookup(cfg.Scenario); err != nil {
 			return usageError("--scenario: %v", err)
 		}
 	}
@@ -59,7 +59,7 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 	var serverAt, rendezvous string
 	var a, b, server demoRunner
 	var aDesc, bDesc string
-	if st := lab.Check(); cfg.Loopback || st.Err() != nil {
+	if st := natlab.Check(); cfg.Loopback || st.Err() != nil {
 		if cfg.Scenario != "" {
 			return fmt.Errorf("--scenario %s needs the real-NAT lab, which cannot run here: %s", sc.Name, labAdvice(st))
 		}
@@ -196,7 +196,7 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 
 // describeHost says where a demo peer sits: its address and the NATs in
 // front of it.
-func describeHost(p *lab.Pair, h *lab.Host) string {
+func describeHost(p *natlab.Pair, h *natlab.Host) string {
 	desc := p.Addr(h).String()
 	if h.Router() == nil {
 		return desc + ", a public host"
@@ -211,22 +211,22 @@ func describeHost(p *lab.Pair, h *lab.Host) string {
 	return desc
 }
 
-func natWords(k lab.NATKind) string {
+func natWords(k natlab.NATKind) string {
 	switch k {
-	case lab.NATDrop:
+	case natlab.NATDrop:
 		return "home-router (drops unsolicited SYNs)"
-	case lab.NATReject:
+	case natlab.NATReject:
 		return "RST-answering"
-	case lab.NATOpen:
+	case natlab.NATOpen:
 		return "firewall-less"
-	case lab.NATSymmetric:
+	case natlab.NATSymmetric:
 		return "symmetric"
 	}
 	return k.String()
 }
 
 // labAdvice says what a demo user can do to get the real-NAT lab.
-func labAdvice(st lab.Status) string {
+func labAdvice(st natlab.Status) string {
 	if st.OS != "linux" {
 		return "The lab needs Linux network namespaces; this is " + st.OS + "."
 	}
