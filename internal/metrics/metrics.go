@@ -79,7 +79,7 @@ func New() *Metrics {
 		[]float64{1, 2, 3, 5, 8, 13, 21, 50, 100}, "path")
 
 	m.proxyHeaders = f.counterVec("proxy_protocol_headers_total",
-		"PROXY protocol outcomes at the listener: ok, missing, invalid, timeout, untrusted (a header from a source not in --proxy-protocol-from).", "result")
+		"PROXY protocol outcomes at the listener: ok (header from a trusted source), local (its health check), direct (no header from another source), missing, invalid, untrusted (a header from a source not trusted), overload.", "result")
 	m.draining = f.gauge("draining", "1 once a drain (SIGTERM) has started.")
 
 	m.reg.MustRegister(
@@ -155,10 +155,10 @@ func (m *Metrics) PunchReported(r rendezvous.PunchReport) {
 }
 
 // ProxyHeader counts one PROXY protocol outcome at the listener (package
-// ingress): ok, missing, invalid, timeout or untrusted.
+// ingress): ok, local, direct, missing, invalid, untrusted or overload.
 func (m *Metrics) ProxyHeader(res string) {
 	switch res {
-	case "ok", "missing", "invalid", "timeout", "untrusted":
+	case "ok", "local", "direct", "missing", "invalid", "untrusted", "overload":
 	default:
 		res = "other"
 	}
