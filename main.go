@@ -21,6 +21,7 @@ import (
 
 	"github.com/tcpunch/tcpunch/internal/bench"
 	"github.com/tcpunch/tcpunch/internal/command"
+	"github.com/tcpunch/tcpunch/internal/ingress"
 	"github.com/tcpunch/tcpunch/internal/relay"
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
@@ -306,18 +307,33 @@ func serveCommand() *cli.Command {
 		Usage: "run the rendezvous server (also a STUN server over TCP)",
 		Description: `Runs the rendezvous server: peers register names, dialers ask for them, and
 the server swaps their public endpoints and starts both at the same moment.
-It answers STUN Binding requests over TCP too. SIGINT/SIGTERM shut it down
-gracefully (peers are told). No configuration file is needed.
+It answers STUN Binding requests over TCP too. No configuration file is needed;
+every flag is also an environment variable (TCPUNCH_ and the flag's name, for
+systemd's EnvironmentFile).
+
+SIGINT/SIGTERM drain: /readyz turns 503 at once (and systemd is told
+STOPPING=1), after --drain-delay the server stops accepting, tells every peer
+(Goodbye 503) and exits within --drain-grace. Under systemd (Type=notify) it
+sends READY=1 once it listens.
 
 EXAMPLES:
    tcpunch serve
-   tcpunch serve --listen [::]:3478 --log-format json
+   tcpunch serve --listen [::]:3478 --log-format json --admin 127.0.0.1:9478
+   tcpunch serve --proxy-protocol-from 10.0.0.0/24   # behind HAProxy with send-proxy-v2
 `,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Value: ":3478", EnvVars: envs("listen"),
 				Usage: "`ADDR` to listen on"},
-			&cli.DurationFlag{Name: "grace", Value: 5 * time.Second, EnvVars: envs("grace"),
-				Usage: "how long shutdown waits for peers to be told"},
+			&cli.StringFlag{Name: "admin", EnvVars: envs("admin"),
+				Usage: "serve /metrics, /livez and /readyz on `ADDR` (off by default; localhost or a private network: no authentication)"},
+			&cli.DurationFlag{Name: "drain-delay", EnvVars: envs("drain-delay"),
+				Usage: "after SIGTERM, keep serving this long with /readyz at 503 (so a load balancer stops sending peers), then stop accepting"},
+			&cli.DurationFlag{Name: "drain-grace", Aliases: []string{"grace"}, Value: 30 * time.Second, EnvVars: append(envs("drain-grace"), envs("grace")...),
+				Usage: "how long the shutdown after the drain delay may take (peers told, connections and relayed sessions ended)"},
+			&cli.StringSliceFlag{Name: "proxy-protocol-from", EnvVars: envs("proxy-protocol-from"),
+				Usage: "`CIDRS` (comma-separated) of load balancers that must send a PROXY protocol (v2 or v1) header; a header from any other source is refused. Off by default"},
+			&cli.DurationFlag{Name: "proxy-header-timeout", Value: ingress.DefaultHeaderTimeout, EnvVars: envs("proxy-header-timeout"),
+				Usage: "time a connection has to send its PROXY header (and other sources their first bytes)"},
 			&cli.IntFlag{Name: "max-conns", Value: rendezvous.DefaultMaxConns, EnvVars: envs("max-conns"),
 				Usage: "connections held at once, all clients together"},
 			&cli.IntFlag{Name: "max-conns-per-ip", Value: rendezvous.DefaultMaxConnsPerIP, EnvVars: envs("max-conns-per-ip"),
@@ -341,7 +357,15 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			err = command.Serve(c.Context, c.String("listen"), logger, c.Duration("grace"),
+			err = command.RunServer(c.Context, command.ServeConfig{
+				Listen:             c.String("listen"),
+				Admin:              c.String("admin"),
+				DrainDelay:         c.Duration("drain-delay"),
+				DrainGrace:         c.Duration("drain-grace"),
+				ProxyFrom:          c.StringSlice("proxy-protocol-from"),
+				ProxyHeaderTimeout: c.Duration("proxy-header-timeout"),
+				Logger:             logger,
+			},
 				rendezvous.WithMaxConns(c.Int("max-conns")),
 				rendezvous.WithMaxConnsPerIP(c.Int("max-conns-per-ip")),
 				rendezvous.WithMaxMessageSize(c.Int("max-message-size")),
