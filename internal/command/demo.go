@@ -217,4 +217,3 @@ func labAdvice(st lab.Status) string {
 	}
 	return "For two real Linux NATs: " + strings.Join(do, " and ") + "."
 }
-
