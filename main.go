@@ -30,10 +30,13 @@ import (
 const exitCodesHelp = `EXIT CODES:
    0    success; for serve, listen --forward/--exec and dial --local: stopped by SIGINT/SIGTERM
    1    failure (I/O, a local --port another program holds, a --exec child that failed, ...)
-   2    usage: bad flags or arguments
+   2    usage: bad flags or arguments, an unknown command, a malformed --rendezvous
    3    no direct path: the punch timed out or the peer refused verification
-   4    rendezvous: server unreachable (after retrying for --timeout), unknown name, or name taken
+   4    rendezvous: server unreachable (after retrying for --timeout), unknown name, name taken,
+        or a --port that already has a connection to that server
    130  interrupted (SIGINT/SIGTERM) while punching or piping
+
+Flags go before or after NAME; after -- everything is NAME.
 `
 
 func main() {

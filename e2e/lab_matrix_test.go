@@ -61,7 +61,7 @@ func matrix() []cell {
 			// and so delete the mapping the other side just opened:
 			// the punch only succeeds if both SYNs are in flight at
 			// once, a window of one one-way delay, some 50 µs on the
-			// lab's zero-delay links (shared/NOTES.md). With 50 ms of
+			// lab's zero-delay links (docs/ARCHITECTURE.md). With 50 ms of
 			// delay the same NATs are in the strict part (rst×rst-50ms).
 			c.bestEffort = "both NATs answer SYNs with RST and the links have no delay: both SYNs must cross within ~50 µs"
 		}

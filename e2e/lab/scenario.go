@@ -38,7 +38,7 @@ type Scenario struct {
 	// family.
 	IPv6 bool
 	// Direct is whether a direct connection is expected: what was seen
-	// with a bare punch loop on these machines (shared/NOTES.md), or
+	// with a bare punch loop on these machines (docs/ARCHITECTURE.md), or
 	// follows from it. Symmetric NAT never punches directly.
 	Direct bool
 }
