@@ -76,6 +76,13 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 			return fmt.Errorf("building the NAT lab: %w", err)
 		}
 		defer pair.Close()
+		if !sc.IPv6 {
+			for _, h := range []nsHost{pair.A, pair.B} {
+				if err := ipv4Only(h); err != nil {
+					return fmt.Errorf("building the NAT lab: %w", err)
+				}
+			}
+		}
 		a = func(ctx context.Context, args ...string) *exec.Cmd { return pair.A.Command(ctx, exe, args...) }
 		b = func(ctx context.Context, args ...string) *exec.Cmd { return pair.B.Command(ctx, exe, args...) }
 		server = func(ctx context.Context, args ...string) *exec.Cmd {
