@@ -14,6 +14,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,10 +31,13 @@ import (
 const exitCodesHelp = `EXIT CODES:
    0    success; for serve, listen --forward/--exec and dial --local: stopped by SIGINT/SIGTERM
    1    failure (I/O, a local --port another program holds, a --exec child that failed, ...)
-   2    usage: bad flags or arguments
+   2    usage: bad flags or arguments, an unknown command, a malformed --rendezvous
    3    no direct path: the punch timed out or the peer refused verification
-   4    rendezvous: server unreachable (after retrying for --timeout), unknown name, or name taken
+   4    rendezvous: server unreachable (after retrying for --timeout), unknown name, name taken,
+        or a --port that already has a connection to that server
    130  interrupted (SIGINT/SIGTERM) while punching or piping
+
+Flags go before or after NAME; after -- everything is NAME.
 `
 
 func main() {
@@ -45,10 +50,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	err := newApp().RunContext(ctx, os.Args)
+	app := newApp()
+	err := app.RunContext(ctx, permuteArgs(app, os.Args))
+	var ce *command.Error
 	switch {
 	case err == nil:
-	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil && !errors.As(err, &ce):
 		fmt.Fprintln(os.Stderr, "tcpunch: interrupted")
 	default:
 		fmt.Fprintf(os.Stderr, "tcpunch: %v\n", err)
@@ -72,6 +79,7 @@ and connect directly by TCP simultaneous open from a reused local port.
 ` + exitCodesHelp,
 		HideHelpCommand: true,
 		OnUsageError:    usageError,
+		Action:          unknownCommand,
 		ExitErrHandler:  func(*cli.Context, error) {}, // main prints and exits
 		Commands: []*cli.Command{
 			serveCommand(),
@@ -82,6 +90,45 @@ and connect directly by TCP simultaneous open from a reused local port.
 			bench.Command(), // hidden: the benchmark suite (BENCHMARKS.md)
 		},
 	}
+}
+
+// unknownCommand runs when no subcommand matched: help without arguments,
+// exit 2 for a name that is no subcommand.
+func unknownCommand(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return cli.ShowAppHelp(c)
+	}
+	return &command.Error{Code: command.ExitUsage,
+		Err: fmt.Errorf("unknown command %q (see tcpunch --help)", c.Args().First())}
+}
+
+// permuteArgs lets flags follow a subcommand's operands, as in
+// `tcpunch dial laptop -r rv:3478` (see command.PermuteArgs). urfave/cli
+// v2 would stop parsing at the first operand.
+func permuteArgs(app *cli.App, args []string) []string {
+	i := 1
+	for i < len(args) && strings.HasPrefix(args[i], "-") {
+		i++ // tcpunch itself has no flag with a value (only --help)
+	}
+	if i >= len(args) {
+		return args
+	}
+	cmd := app.Command(args[i])
+	if cmd == nil || len(cmd.Subcommands) > 0 {
+		return args // bench has its own subcommands and parses for itself
+	}
+	kinds := command.FlagKinds{"help": false, "h": false}
+	for _, f := range cmd.Flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, name := range f.Names() {
+			kinds[name] = !isBool
+		}
+	}
+	rest := command.PermuteArgs(args[i+1:], kinds)
+	if j := slices.Index(rest, "--"); j >= 0 && (slices.Contains(rest[:j], "--help") || slices.Contains(rest[:j], "-h")) {
+		rest = rest[:j] // urfave/cli would read an operand as a help topic
+	}
+	return append(append([]string{}, args[:i+1]...), rest...)
 }
 
 func usageError(_ *cli.Context, err error, _ bool) error {
@@ -143,6 +190,34 @@ func peerFlags() []cli.Flag {
 	}
 }
 
+// readyFDFlag is --ready-fd, the readiness handshake of package ready.
+func readyFDFlag(usage string) cli.Flag {
+	return &cli.IntFlag{Name: "ready-fd", EnvVars: envs("ready-fd"), Usage: usage}
+}
+
+// checkServeFlags rejects limits the server could only ignore or clamp:
+// a nonsense value is a usage error, not a silent default.
+func checkServeFlags(c *cli.Context) error {
+	for _, name := range []string{"drain-grace", "read-timeout", "idle-timeout", "keepalive", "write-timeout", "ping-timeout"} {
+		if c.Duration(name) <= 0 {
+			return &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("--%s %v: must be positive", name, c.Duration(name))}
+		}
+	}
+	if n := c.Int("max-message-size"); n < 20 || n > 20+0xFFFF {
+		return &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("--max-message-size %d: a STUN message is 20 to 65555 bytes", n)}
+	}
+	if n := c.Int("max-name-length"); n < 1 || n > 255 {
+		return &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("--max-name-length %d: 1 to 255 bytes", n)}
+	}
+	if n := c.Int("max-candidates"); n < 0 {
+		return &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("--max-candidates %d: must be 0 or more", n)}
+	}
+	if n := c.Int("ready-fd"); n < 0 {
+		return &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("--ready-fd %d is not a file descriptor", n)}
+	}
+	return nil
+}
+
 func peerConfig(c *cli.Context) command.Peer {
 	// The progress lines are the human account; the library adds what they
 	// do not cover (a lost rendezvous, a re-registration), and with -v its
@@ -158,6 +233,7 @@ func peerConfig(c *cli.Context) command.Peer {
 		Timeout:    c.Duration("timeout"),
 		Verbose:    c.Bool("verbose"),
 		Report:     c.String("report"),
+		ReadyFD:    c.Int("ready-fd"),
 		Stdin:      os.Stdin,
 		Stdout:     os.Stdout,
 		Stderr:     os.Stderr,
@@ -191,6 +267,7 @@ EXAMPLES:
 				Usage: "proxy every connection to the local service at `HOST:PORT`"},
 			&cli.StringFlag{Name: "exec", EnvVars: envs("exec"),
 				Usage: "run `CMD` (via /bin/sh -c) for every connection, as its stdin/stdout"},
+			readyFDFlag("once registered, write the local endpoint and a newline to descriptor `N`, and close it"),
 		),
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
@@ -223,6 +300,7 @@ EXAMPLES:
 				Usage: "listen on `ADDR` and punch a new connection for every local client"},
 			&cli.StringFlag{Name: "exec", EnvVars: envs("exec"),
 				Usage: "run `CMD` (via /bin/sh -c) with the connection as its stdin/stdout"},
+			readyFDFlag("with --local, once listening, write the local address and a newline to descriptor `N`, and close it"),
 		),
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
@@ -348,6 +426,13 @@ EXAMPLES:
 				Usage: "a connection silent this long (no message, no ping answer) is closed and its name freed"},
 			&cli.DurationFlag{Name: "keepalive", Value: rendezvous.DefaultKeepAlive, EnvVars: envs("keepalive"),
 				Usage: "how often the server pings connected peers, listeners and dialers (keeps NAT mappings alive, finds dead peers)"},
+			&cli.IntFlag{Name: "max-candidates", Value: rendezvous.DefaultMaxCandidates, EnvVars: envs("max-candidates"),
+				Usage: "host (LAN) candidates a peer may send; 0 passes on only the endpoint the server observes"},
+			&cli.DurationFlag{Name: "write-timeout", Value: rendezvous.DefaultWriteTimeout, EnvVars: envs("write-timeout"),
+				Usage: "time allowed for one write to a client (a client that stops reading is cut)"},
+			&cli.DurationFlag{Name: "ping-timeout", Value: rendezvous.DefaultPingTimeout, EnvVars: envs("ping-timeout"),
+				Usage: "how long the server waits for a ping answer when it measures a round trip itself"},
+			readyFDFlag("once listening, write the listening address and a newline to descriptor `N`, and close it"),
 			logFormatFlag(),
 			verboseFlag(),
 		},
@@ -357,7 +442,10 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			err = command.RunServer(c.Context, command.ServeConfig{
+			if err := checkServeFlags(c); err != nil {
+				return err
+			}
+			err = command.Serve(c.Context, command.ServeConfig{
 				Listen:             c.String("listen"),
 				Admin:              c.String("admin"),
 				DrainDelay:         c.Duration("drain-delay"),
@@ -365,6 +453,7 @@ EXAMPLES:
 				ProxyFrom:          c.StringSlice("proxy-protocol-from"),
 				ProxyHeaderTimeout: c.Duration("proxy-header-timeout"),
 				Logger:             logger,
+				ReadyFD:            c.Int("ready-fd"),
 			},
 				rendezvous.WithMaxConns(c.Int("max-conns")),
 				rendezvous.WithMaxConnsPerIP(c.Int("max-conns-per-ip")),
@@ -373,6 +462,9 @@ EXAMPLES:
 				rendezvous.WithReadTimeout(c.Duration("read-timeout")),
 				rendezvous.WithIdleTimeout(c.Duration("idle-timeout")),
 				rendezvous.WithKeepAlive(c.Duration("keepalive")),
+				rendezvous.WithMaxCandidates(c.Int("max-candidates")),
+				rendezvous.WithWriteTimeout(c.Duration("write-timeout")),
+				rendezvous.WithPingTimeout(c.Duration("ping-timeout")),
 			)
 			if errors.Is(err, context.Canceled) {
 				return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/tcpunch/tcpunch/internal/admin"
 	"github.com/tcpunch/tcpunch/internal/ingress"
 	"github.com/tcpunch/tcpunch/internal/metrics"
+	"github.com/tcpunch/tcpunch/internal/ready"
 	"github.com/tcpunch/tcpunch/internal/sdnotify"
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
@@ -30,20 +31,14 @@ type ServeConfig struct {
 	ProxyFrom          []string
 	ProxyHeaderTimeout time.Duration
 	Logger             *slog.Logger
+	ReadyFD            int // --ready-fd: gets the listening address once listening (package ready); 0 for none
 }
 
-// Serve runs the rendezvous/STUN server on addr until ctx ends, then shuts
-// it down gracefully: connected peers are told, and shutdown waits at most
-// grace.
-func Serve(ctx context.Context, addr string, logger *slog.Logger, grace time.Duration, opts ...rendezvous.ServerOption) error {
-	return RunServer(ctx, ServeConfig{Listen: addr, DrainGrace: grace, Logger: logger}, opts...)
-}
-
-// RunServer runs the rendezvous server as `tcpunch serve` does until ctx
+// Serve runs the rendezvous server as `tcpunch serve` does until ctx
 // ends (SIGTERM), then drains: /readyz turns 503 at once and systemd is
 // told STOPPING=1; after the drain delay the server stops accepting, sends
 // every peer a Goodbye (503) and waits up to the drain grace for the rest.
-func RunServer(ctx context.Context, cfg ServeConfig, opts ...rendezvous.ServerOption) error {
+func Serve(ctx context.Context, cfg ServeConfig, opts ...rendezvous.ServerOption) error {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -64,6 +59,10 @@ func RunServer(ctx context.Context, cfg ServeConfig, opts ...rendezvous.ServerOp
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
 	logger.Info("listening", "addr", raw.Addr().String())
+	if err := ready.Notify(cfg.ReadyFD, raw.Addr().String()); err != nil {
+		raw.Close()
+		return err
+	}
 
 	var m *metrics.Metrics
 	var adm *admin.Server

@@ -183,7 +183,7 @@ func TestUnsolicitedInbound(t *testing.T) {
 	}
 }
 
-// punch is the bare hole punch of NOTES: a listener and jittered re-dials
+// punch is the bare hole punch of docs/ARCHITECTURE.md ("What a bare punch loop showed"): a listener and jittered re-dials
 // to the peer's public endpoint, all on one reused local port. It returns
 // the first connection, accepted or dialed.
 func punch(ctx context.Context, h *natlab.Host, ln net.Listener, local, peer netip.AddrPort) (net.Conn, error) {
@@ -206,7 +206,7 @@ func punch(ctx context.Context, h *natlab.Host, ln net.Listener, local, peer net
 				return
 			}
 			// Jitter: a fixed period phase-locks with the peer's and,
-			// through RST-answering NATs, never meets (NOTES).
+			// through RST-answering NATs, never meets (docs/ARCHITECTURE.md).
 			select {
 			case <-time.After(time.Duration(10+rand.IntN(40)) * time.Millisecond):
 			case <-ctx.Done():
