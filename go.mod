@@ -3,6 +3,7 @@ module github.com/tcpunch/tcpunch
 go 1.24.0
 
 require (
+	github.com/gtank/ristretto255 v0.1.2
 	github.com/pion/stun/v3 v3.1.7
 	github.com/urfave/cli/v2 v2.27.7
 	golang.org/x/sys v0.41.0
