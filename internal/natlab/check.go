@@ -11,9 +11,9 @@ import (
 // Tool is an external program that helps when looking into a running lab.
 // The lab itself runs none: it builds everything over netlink.
 type Tool struct {
-	Name     string // the command, e.g. "nft"
-	Package  string // the Debian/Ubuntu package that provides it
-	Purpose  string
+	Name    string // the command, e.g. "nft"
+	Package string // the Debian/Ubuntu package that provides it
+	Purpose string
 }
 
 // Tools are the programs worth having to inspect a lab by hand
