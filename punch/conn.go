@@ -7,18 +7,78 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/tcpunch/tcpunch/punch/internal/confirm"
 	"github.com/tcpunch/tcpunch/sockopt"
 )
 
-// Conn is a punched, verified connection. It embeds *net.TCPConn, so
-// CloseWrite, SetKeepAlive and the rest work; the stream holds only the
-// application's bytes.
+// Conn is a punched, verified connection. From [Listen] and [Dial] it is
+// the secure link (see [WithSecret], [WithCode]) or, with [WithInsecure],
+// plain TCP, and in every mode it carries end-of-stream confirmation:
+// [Conn.Finish] tells a complete transfer from a lost one. From
+// [Endpoint.Punch] it is the bare punched TCP connection. Only the
+// application's bytes come out of Read.
+//
+// Conn deliberately does not expose the *net.TCPConn underneath (no File,
+// ReadFrom, WriteTo): a byte written past the link would bypass its
+// encryption. SyscallConn gives the socket for socket options.
 type Conn struct {
-	*net.TCPConn
+	tcp  *net.TCPConn
+	link *confirm.Conn // nil for a bare Punch result
 	info Info
 }
+
+// Read reads application data; at the end of a confirmed stream it
+// returns io.EOF only when the peer's stream ended cleanly and whole.
+func (c *Conn) Read(p []byte) (int, error) {
+	if c.link != nil {
+		return c.link.Read(p)
+	}
+	return c.tcp.Read(p)
+}
+
+// Write writes application data.
+func (c *Conn) Write(p []byte) (int, error) {
+	if c.link != nil {
+		return c.link.Write(p)
+	}
+	return c.tcp.Write(p)
+}
+
+// CloseWrite ends our direction of the stream (the peer reads io.EOF);
+// reading goes on. On a confirmed link it sends the end-of-stream count
+// and the TLS close_notify and TCP FIN follow.
+func (c *Conn) CloseWrite() error {
+	if c.link != nil {
+		return c.link.CloseWrite()
+	}
+	return c.tcp.CloseWrite()
+}
+
+// Close closes the connection at once. To learn whether everything
+// arrived, call Finish first.
+func (c *Conn) Close() error {
+	if c.link != nil {
+		return c.link.Close()
+	}
+	return c.tcp.Close()
+}
+
+// LocalAddr and RemoteAddr are the punched connection's TCP addresses.
+func (c *Conn) LocalAddr() net.Addr  { return c.tcp.LocalAddr() }
+func (c *Conn) RemoteAddr() net.Addr { return c.tcp.RemoteAddr() }
+
+// SetDeadline, SetReadDeadline and SetWriteDeadline are those of the TCP
+// connection, as for net.Conn.
+func (c *Conn) SetDeadline(t time.Time) error      { return c.tcp.SetDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error  { return c.tcp.SetReadDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.tcp.SetWriteDeadline(t) }
+
+// SyscallConn gives the socket, for socket options. Reading or writing
+// through it bypasses the secure link.
+func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.tcp.SyscallConn() }
 
 // Method is how the kernel made the punched connection, from our side.
 type Method uint8
@@ -60,6 +120,13 @@ type Info struct {
 	Elapsed       time.Duration          // Punch start → verified and nominated
 	Attempts      map[netip.AddrPort]int // SYNs sent per candidate: dials, and the kernel's resends of an unanswered one
 	SelfConnects  int                    // candidates or connections that turned out to be ourselves
+
+	// Auth is how the peer was authenticated: AuthSecret, AuthCode,
+	// AuthInsecure (not at all), or "" for a bare [Endpoint.Punch] result.
+	Auth string
+	// Handshake is how long the secure link's handshake took after the
+	// punch (zero for AuthInsecure and bare punches).
+	Handshake time.Duration
 }
 
 // Info returns how the connection was made.
@@ -135,5 +202,5 @@ func (p *session) finish(w *rawConn) *Conn {
 	}
 	p.mu.Unlock()
 	p.e.emit(Event{Kind: EventConnected, Addr: w.remote, Method: w.method, Detail: "local " + w.local.String()})
-	return &Conn{TCPConn: w.c, info: info}
+	return &Conn{tcp: w.c, info: info}
 }

@@ -14,11 +14,20 @@ import (
 // be reached, or that restarts mid-request, is retried with backoff until
 // ctx ends.
 //
+// One of [WithSecret], [WithCode] or [WithInsecure] is required
+// ([ErrNoAuth]). A peer that fails authentication is an error matching
+// [ErrAuthFailed]; with WithSecret a wrong secret usually shows earlier,
+// as rendezvous.ErrUnknownName (the name derives from the secret).
+//
 // Errors from the rendezvous phase match [ErrRendezvous] (and
 // rendezvous.ErrUnknownName when nobody holds name); punch failures are
 // *[Error].
 func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Conn, error) {
 	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	serverName, proof, err := cfg.auth.serverName(name)
 	if err != nil {
 		return nil, err
 	}
@@ -28,8 +37,8 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	}
 	defer ep.Close()
 
-	pi, ctl, err := rendezvous.Connect(ctx, rendezvousAddr, ep.Addr(), name, ep.hostCandidates(rendezvousAddr),
-		cfg.rendezvousOptions()...)
+	pi, ctl, err := rendezvous.Connect(ctx, rendezvousAddr, ep.Addr(), serverName, ep.hostCandidates(rendezvousAddr),
+		append(cfg.rendezvousOptions(), proof...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
 	}
@@ -38,7 +47,11 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	defer ctl.Close()
 	ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
 		Candidates: pi.Candidates, Observed: pi.Observed})
-	return ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}})
+	raw, err := ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}})
+	if err != nil {
+		return nil, err
+	}
+	return cfg.secure(ctx, raw, RoleControlling, pi.Tag, name)
 }
 
 func describePeer(pi rendezvous.PeerInfo) string {

@@ -18,6 +18,9 @@ type Listener struct {
 	reg    *rendezvous.Registration
 	cfg    config
 	conns  chan *Conn
+	label  string   // the name Listen was given (the server may see another, see WithSecret)
+	code   codeGate // WithCode: one success, or codeMaxFailures failures, retire the code
+	final  chan *Conn
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -28,6 +31,9 @@ type Listener struct {
 
 // Listen registers name at the rendezvous server at rendezvousAddr and
 // returns a Listener for the connections punched by peers that dial it.
+// One of [WithSecret], [WithCode] or [WithInsecure] is required
+// ([ErrNoAuth]); a peer that fails authentication is dropped before any
+// data and the listener goes on serving.
 // Each dialer starts a new punch from the same local port, several at once
 // if need be. The registration survives a restart of the server (the
 // client reconnects and registers again). ctx bounds only the first
@@ -38,18 +44,22 @@ func Listen(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*
 	if err != nil {
 		return nil, err
 	}
+	serverName, proof, err := cfg.auth.serverName(name)
+	if err != nil {
+		return nil, err
+	}
 	ep, err := NewEndpoint(ctx, cfg.localAddr, opts...)
 	if err != nil {
 		return nil, err
 	}
-	reg, err := rendezvous.Register(ctx, rendezvousAddr, ep.Addr(), name, ep.hostCandidates(rendezvousAddr),
-		cfg.rendezvousOptions()...)
+	reg, err := rendezvous.Register(ctx, rendezvousAddr, ep.Addr(), serverName, ep.hostCandidates(rendezvousAddr),
+		append(cfg.rendezvousOptions(), proof...)...)
 	if err != nil {
 		ep.Close()
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
 	}
 	ep.emit(Event{Kind: EventRegistered, Addr: reg.Observed(), Detail: name})
-	l := &Listener{ep: ep, reg: reg, cfg: cfg, conns: make(chan *Conn)}
+	l := &Listener{ep: ep, reg: reg, cfg: cfg, conns: make(chan *Conn), label: name, final: make(chan *Conn, 1)}
 	l.ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	l.wg.Add(1)
 	go l.serve()
@@ -71,9 +81,13 @@ func (l *Listener) serve() {
 			defer l.wg.Done()
 			ctx, cancel := context.WithTimeout(l.ctx, l.cfg.punchTimeout)
 			defer cancel()
-			c, err := l.ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlled, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}})
+			raw, err := l.ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlled, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}})
 			if err != nil {
 				l.ep.emit(Event{Kind: EventFailed, Addr: pi.Candidates[0], Err: err})
+				return
+			}
+			c, ok := l.secure(ctx, raw, pi)
+			if !ok {
 				return
 			}
 			select {
@@ -99,10 +113,20 @@ func (l *Listener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.conns:
 		return c, nil
+	case c := <-l.final:
+		return c, nil
 	case <-l.ctx.Done():
+	}
+	select {
+	case c := <-l.final:
+		return c, nil
+	default:
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if errors.Is(l.err, ErrCodeRetired) {
+		return nil, l.err
+	}
 	if l.err == nil || errors.Is(l.err, context.Canceled) || errors.Is(l.err, net.ErrClosed) {
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: net.ErrClosed}
 	}

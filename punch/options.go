@@ -42,6 +42,8 @@ type config struct {
 	localAddr      netip.AddrPort // for Listen and Dial; NewEndpoint takes its address as an argument
 	punchTimeout   time.Duration  // for Listen: bounds each punch to a dialer
 	rendezvous     []rendezvous.ClientOption
+	auth           authConfig    // WithSecret, WithCode, WithInsecure (secure.go)
+	handshake      time.Duration // WithHandshakeTimeout (secure.go)
 	err            error // the options that made no sense, joined
 
 	// Testing hooks, set only by this package's tests.
@@ -60,6 +62,7 @@ func newConfig(opts []Option) (config, error) {
 		keepAlive:      defaultKeepAlive,
 		verifyTimeout:  defaultVerifyTimeout,
 		punchTimeout:   defaultPunchTimeout,
+		handshake:      defaultHandshakeTimeout,
 	}
 	for _, o := range opts {
 		if o != nil {
