@@ -44,7 +44,7 @@ type config struct {
 	rendezvous     []rendezvous.ClientOption
 	auth           authConfig    // WithSecret, WithCode, WithInsecure (secure.go)
 	handshake      time.Duration // WithHandshakeTimeout (secure.go)
-	err            error // the options that made no sense, joined
+	err            error         // the options that made no sense, joined
 
 	// Testing hooks, set only by this package's tests.
 	noListen bool // never listen: forces the dial-only (simultaneous-open) path
