@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/tcpunch/tcpunch/punch/internal/confirm"
@@ -21,9 +20,10 @@ import (
 // [Endpoint.Punch] it is the bare punched TCP connection. Only the
 // application's bytes come out of Read.
 //
-// Conn deliberately does not expose the *net.TCPConn underneath (no File,
-// ReadFrom, WriteTo): a byte written past the link would bypass its
-// encryption. SyscallConn gives the socket for socket options.
+// Conn deliberately does not expose the socket underneath: no File,
+// ReadFrom, WriteTo, and no SyscallConn either, since io.Copy and
+// os.File.ReadFrom splice straight from any syscall.Conn and so would move
+// the link's ciphertext and framing instead of the application's bytes.
 type Conn struct {
 	tcp  *net.TCPConn
 	link *confirm.Conn // nil for a bare Punch result
@@ -75,10 +75,6 @@ func (c *Conn) RemoteAddr() net.Addr { return c.tcp.RemoteAddr() }
 func (c *Conn) SetDeadline(t time.Time) error      { return c.tcp.SetDeadline(t) }
 func (c *Conn) SetReadDeadline(t time.Time) error  { return c.tcp.SetReadDeadline(t) }
 func (c *Conn) SetWriteDeadline(t time.Time) error { return c.tcp.SetWriteDeadline(t) }
-
-// SyscallConn gives the socket, for socket options. Reading or writing
-// through it bypasses the secure link.
-func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.tcp.SyscallConn() }
 
 // Method is how the kernel made the punched connection, from our side.
 type Method uint8

@@ -25,6 +25,7 @@ type Peer struct {
 	Stdout     io.Writer
 	Stderr     io.Writer
 	Logger     *slog.Logger
+	Trust      Trust // --secret-file, TCPUNCH_SECRET, --insecure (secret.go)
 }
 
 func (p *Peer) check(name string) error {

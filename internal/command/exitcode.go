@@ -16,6 +16,8 @@ const (
 	ExitUsage       = 2   // bad flags or arguments, an unknown command, a malformed --rendezvous
 	ExitNoPath      = 3   // no direct path: the punch timed out or the peer refused verification
 	ExitRendezvous  = 4   // the rendezvous server: unreachable, unknown name, name taken, --port already connected to it
+	ExitIncomplete  = 5   // the peer reset, died or cut the stream: data may be lost (the line says how many bytes were sent and acknowledged)
+	ExitAuth        = 6   // authentication failed: the peer holds another secret or code, or a one-time code was retired
 	ExitInterrupted = 130 // a one-shot command interrupted by SIGINT/SIGTERM
 )
 
@@ -42,6 +44,10 @@ func ExitCode(err error) int {
 		return ExitOK
 	case errors.As(err, &e):
 		return e.Code
+	case errors.Is(err, punch.ErrIncomplete):
+		return ExitIncomplete
+	case errors.Is(err, punch.ErrAuthFailed), errors.Is(err, punch.ErrCodeRetired):
+		return ExitAuth
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
 	case errors.Is(err, punch.ErrTimeout), errors.Is(err, punch.ErrPeerRejected),

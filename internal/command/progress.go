@@ -71,6 +71,10 @@ func (p *progress) event(ev punch.Event) {
 			line = fmt.Sprintf("punch with the dialer at %v cut short after %v: the listener is stopping", ev.Addr, punchElapsed(peer, ev))
 			break
 		}
+		if errors.Is(ev.Err, punch.ErrAuthFailed) || errors.Is(ev.Err, punch.ErrCodeRetired) {
+			line = fmt.Sprintf("refused the dialer at %v: it failed authentication (wrong secret or code, or someone in the middle); nothing was delivered (still listening)", ev.Addr)
+			break
+		}
 		line = fmt.Sprintf("%v (still listening)", explain("the dialer at "+ev.Addr.String(), p.timeout, peer, ev.Err))
 	default:
 		if !p.verbose {
