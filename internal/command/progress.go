@@ -132,10 +132,12 @@ type report struct {
 	Attempts     int            `json:"attempts"`
 	PerCandidate map[string]int `json:"attempts_per_candidate,omitempty"`
 	SelfConnects int            `json:"self_connects"`
+	Auth         string         `json:"auth"`         // secret, code or insecure
+	HandshakeMS  float64        `json:"handshake_ms"` // the secure link's handshake after the punch
 }
 
 func (p *progress) connected(info punch.Info, asJSON bool) {
-	p.printf("connected to %v via %v in %.1f ms", info.Remote, info.Method, float64(info.Elapsed.Microseconds())/1000)
+	p.printf("connected to %v via %v in %.1f ms (%s)", info.Remote, info.Method, float64(info.Elapsed.Microseconds())/1000, authSummary(info))
 	if !asJSON {
 		return
 	}
@@ -146,6 +148,8 @@ func (p *progress) connected(info punch.Info, asJSON bool) {
 		ElapsedMS:    float64(info.Elapsed.Microseconds()) / 1000,
 		SelfConnects: info.SelfConnects,
 		PerCandidate: map[string]int{},
+		Auth:         info.Auth,
+		HandshakeMS:  float64(info.Handshake.Microseconds()) / 1000,
 	}
 	for addr, n := range info.Attempts {
 		r.Attempts += n
@@ -183,4 +187,13 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// authSummary says how the connection was secured, for the connected line.
+func authSummary(info punch.Info) string {
+	switch info.Auth {
+	case punch.AuthSecret, punch.AuthCode:
+		return fmt.Sprintf("TLS 1.3, authenticated by the %s, handshake %.1f ms", info.Auth, float64(info.Handshake.Microseconds())/1000)
+	}
+	return "insecure: plaintext, not authenticated"
 }
