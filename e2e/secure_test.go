@@ -209,4 +209,3 @@ func TestSecureLab(t *testing.T) {
 		}
 	}
 }
-
