@@ -31,6 +31,16 @@ type message struct {
 	HasTiming  bool
 	Software   string
 	Fingerprnt bool // FINGERPRINT present (and valid)
+
+	// NAT behaviour discovery (attrs_netcheck.go).
+	Other      netip.AddrPort // OTHER-ADDRESS
+	Origin     netip.AddrPort // RESPONSE-ORIGIN
+	Class      NATClass       // NAT-CLASS
+	HasClass   bool
+	Nonce      [NonceSize]byte // DIALBACK-NONCE
+	HasNonce   bool
+	DialResult DialBackResult // DIALBACK-RESULT; 0 when absent
+	DialTook   time.Duration
 }
 
 var errMalformed = errors.New("malformed message")
@@ -85,6 +95,7 @@ func (msg *message) encode(m *stun.Message) error {
 		v := binary.BigEndian.AppendUint32(scratch[:0], durMicros(msg.RTT))
 		m.Add(attrTiming, binary.BigEndian.AppendUint32(v, durMicros(msg.Delay)))
 	}
+	msg.encodeExt(m)
 	if msg.Software != "" {
 		m.Add(stun.AttrSoftware, []byte(msg.Software))
 	}
@@ -129,6 +140,7 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 		return nil
 	}
 	var plainMapped netip.AddrPort
+	var ext extSeen
 	for i, a := range m.Attributes {
 		var err error
 		switch a.Type {
@@ -205,6 +217,10 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 				msg.Fingerprnt = true
 			}
 		default:
+			if isExt(a.Type) {
+				err = msg.decodeExt(a, &ext)
+				break
+			}
 			if a.Type.Required() && !understood(a.Type) {
 				unknown = append(unknown, a.Type)
 			}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 )
 
@@ -73,6 +74,12 @@ type serverConfig struct {
 	pingTimeout   time.Duration
 	kernelRTT     bool
 	err           error // the invalid options, reported by Serve
+
+	// NAT behaviour discovery (altaddr.go, dialback.go).
+	alts             []netip.AddrPort
+	dialBackTimeout  time.Duration
+	dialBackBurst    int
+	dialBackInFlight int
 }
 
 func newServerConfig(opts []ServerOption) *serverConfig {
@@ -89,6 +96,10 @@ func newServerConfig(opts []ServerOption) *serverConfig {
 		keepAlive:     DefaultKeepAlive,
 		pingTimeout:   DefaultPingTimeout,
 		kernelRTT:     true,
+
+		dialBackTimeout:  DefaultDialBackTimeout,
+		dialBackBurst:    DefaultDialBackBurst,
+		dialBackInFlight: DefaultDialBackInFlight,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -108,6 +119,7 @@ type clientConfig struct {
 	requestTimeout time.Duration
 	backoffMin     time.Duration
 	backoffMax     time.Duration
+	natCheck       bool // the quick NAT check before Register and Connect (quickcheck.go)
 
 	err error // the invalid options, reported by every call
 

@@ -34,6 +34,7 @@ type Registration struct {
 	mu       sync.Mutex
 	cur      *controlConn
 	observed netip.AddrPort
+	class    NATClass // measured at the last registration (WithNATCheck)
 }
 
 // Register registers name at the server at address server, connecting from
@@ -87,6 +88,13 @@ func (r *Registration) establish(ctx context.Context) (*controlConn, netip.AddrP
 		return nil, netip.AddrPort{}, err
 	}
 	req := &message{Type: stun.NewType(methodRegister, stun.ClassRequest), TxID: newTxID(), Name: r.name, Candidates: r.cands}
+	if r.cfg.natCheck {
+		req.Class = c.quickCheck(ctx, r.server, r.local.Addr())
+		req.HasClass = req.Class.Measured()
+		r.mu.Lock()
+		r.class = req.Class
+		r.mu.Unlock()
+	}
 	resp, err := c.roundTrip(ctx, req)
 	if err != nil {
 		c.Close()
@@ -100,6 +108,14 @@ func (r *Registration) Observed() netip.AddrPort {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.observed
+}
+
+// Class is the NAT class of our local port as measured at the last
+// registration ([WithNATCheck]; "not measured" without it).
+func (r *Registration) Class() NATClass {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.class
 }
 
 // Next returns the next dialer's PeerInfo (we are the controlled side). It
@@ -162,6 +178,7 @@ func (r *Registration) serve(c *controlConn) {
 					r.log.Info("bad peer info ignored", "err", err)
 					continue
 				}
+				pi.LocalClass = r.Class()
 				r.log.Debug("peer info", "candidates", pi.Candidates, "rtt", msg.RTT, "delay", msg.Delay)
 				select {
 				case r.peers <- pi:

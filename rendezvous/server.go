@@ -31,6 +31,10 @@ type Server struct {
 	closing   bool
 	connWG    sync.WaitGroup // serving goroutines, one per connection
 	pairWG    sync.WaitGroup // pairings in flight
+
+	altStarted bool     // startAlt ran (altaddr.go)
+	alt        altAddrs // the bound alternate addresses
+	dialBacks  *dialBackLimiter
 }
 
 // NewServer returns a server configured by opts; it serves nothing yet.
@@ -43,6 +47,7 @@ func NewServer(opts ...ServerOption) *Server {
 		limit:     newConnLimiter(cfg.maxConnsPerIP, cfg.maxConns),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*peerConn]struct{}),
+		dialBacks: newDialBackLimiter(cfg),
 	}
 }
 
@@ -103,6 +108,13 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.listeners[ln] = struct{}{}
 	s.order = append(s.order, ln)
 	s.mu.Unlock()
+	if err := s.startAlt(ln); err != nil {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+		return err
+	}
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, ln)
