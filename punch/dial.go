@@ -2,6 +2,7 @@ package punch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -26,7 +27,7 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	defer ep.Close()
 
 	pi, ctl, err := rendezvous.Connect(ctx, rendezvousAddr, ep.Addr(), name, hostCandidates(ep.Addr(), rendezvousAddr),
-		rendezvous.WithLogger(cfg.logger))
+		rendezvous.WithLogger(cfg.logger), rendezvous.WithNATCheck(true))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
 	}
@@ -34,8 +35,19 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	// until the punch is over.
 	defer ctl.Close()
 	ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
-		Candidates: pi.Candidates, Observed: pi.Observed})
+		Candidates: pi.Candidates, Observed: pi.Observed, LocalClass: pi.LocalClass, PeerClass: pi.Class})
+	if err := noDirectPath(pi); err != nil {
+		return nil, err
+	}
 	return ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}})
+}
+
+// noDirectPath is the error for a pair DirectPossible rules out, else nil.
+func noDirectPath(pi rendezvous.PeerInfo) error {
+	if ok, why := DirectPossible(pi.LocalClass, pi.Class); !ok {
+		return &Error{Kind: ErrNoDirectPath, Cause: errors.New(why)}
+	}
+	return nil
 }
 
 func describePeer(pi rendezvous.PeerInfo) string {

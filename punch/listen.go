@@ -40,7 +40,7 @@ func Listen(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*
 		return nil, err
 	}
 	reg, err := rendezvous.Register(ctx, rendezvousAddr, ep.Addr(), name, hostCandidates(ep.Addr(), rendezvousAddr),
-		rendezvous.WithLogger(cfg.logger))
+		rendezvous.WithLogger(cfg.logger), rendezvous.WithNATCheck(true))
 	if err != nil {
 		ep.Close()
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
@@ -62,7 +62,11 @@ func (l *Listener) serve() {
 			return
 		}
 		l.ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
-			Candidates: pi.Candidates, Observed: pi.Observed})
+			Candidates: pi.Candidates, Observed: pi.Observed, LocalClass: pi.LocalClass, PeerClass: pi.Class})
+		if err := noDirectPath(pi); err != nil {
+			l.ep.emit(Event{Kind: EventFailed, Addr: pi.Candidates[0], Err: err})
+			continue
+		}
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()

@@ -184,4 +184,3 @@ func TestClassInPeerInfo(t *testing.T) {
 		t.Errorf("listener saw class %v (%v) for a dialer that measured nothing", lpi2.Class, err)
 	}
 }
-
