@@ -44,8 +44,8 @@ func WithAltAddr(alt netip.AddrPort) ServerOption {
 	})
 }
 
-// WithDialBack bounds the dial-backs (defaults: 2 s per dial, a burst of 4
-// per source IP refilled at 1 per 2 s, 32 in flight in all). timeout must
+// WithDialBack bounds the dial-backs (defaults: 2 s per dial, a burst of 8
+// per source IP refilled at 1 per second, 32 in flight in all). timeout must
 // be positive, burst and inFlight at least 1.
 func WithDialBack(timeout time.Duration, burst, inFlight int) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) {
@@ -60,9 +60,9 @@ func WithDialBack(timeout time.Duration, burst, inFlight int) ServerOption {
 // Dial-back defaults.
 const (
 	DefaultDialBackTimeout  = 2 * time.Second
-	DefaultDialBackBurst    = 4
+	DefaultDialBackBurst    = 8
 	DefaultDialBackInFlight = 32
-	dialBackRefill          = 2 * time.Second
+	dialBackRefill          = time.Second
 )
 
 // altAddrs is the server's bound alternate addresses.
@@ -83,7 +83,11 @@ func (s *Server) startAlt(primary net.Listener) error {
 	}
 	s.altStarted = true
 	s.mu.Unlock()
-	pport := addrPortOf(primary.Addr()).Port()
+	pap := addrPortOf(primary.Addr())
+	pport := pap.Port()
+	// A primary listener on the unspecified address already accepts at the
+	// alternate IP on its port (binding that again is EADDRINUSE).
+	wildcard := pap.Addr().IsUnspecified()
 	lc := net.ListenConfig{KeepAliveConfig: s.keepAliveConfig()}
 	var alt altAddrs
 	fail := func(err error) error {
@@ -93,6 +97,11 @@ func (s *Server) startAlt(primary net.Listener) error {
 		return err
 	}
 	for _, a := range s.cfg.alts {
+		if wildcard && a.Port() == pport {
+			alt.other = append(alt.other, a)
+			alt.ips = append(alt.ips, a.Addr())
+			continue
+		}
 		ln, err := lc.Listen(context.Background(), "tcp", a.String())
 		if err != nil {
 			return fail(fmt.Errorf("rendezvous: binding the alternate address %v: %w", a, err))
@@ -101,7 +110,7 @@ func (s *Server) startAlt(primary net.Listener) error {
 		bound := addrPortOf(ln.Addr())
 		alt.other = append(alt.other, bound)
 		alt.ips = append(alt.ips, bound.Addr())
-		if bound.Port() != pport {
+		if bound.Port() != pport && !wildcard {
 			ln2, err := lc.Listen(context.Background(), "tcp", netip.AddrPortFrom(bound.Addr(), pport).String())
 			if err != nil {
 				return fail(fmt.Errorf("rendezvous: binding the alternate address %v at the primary port %d: %w", bound.Addr(), pport, err))
