@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,4 +157,50 @@ func TestLabNetcheckSingleAddress(t *testing.T) {
 	if !f.Tested || f.Filtering.Value != "not measured" || f.Mapping.Value != "not measured" {
 		t.Errorf("single-address server behind a symmetric NAT: mapping %q, filtering %q; want both not measured", f.Mapping.Value, f.Filtering.Value)
 	}
+}
+
+// TestLabSymmetricPairGivesUpAtOnce: with a server that has a second
+// address, both peers measure their symmetric NATs while connecting, and
+// dial says no direct path can exist right after the peer info instead of
+// waiting out --timeout; -v shows both classes first.
+func TestLabSymmetricPairGivesUpAtOnce(t *testing.T) {
+	lab.Require(t)
+	t.Parallel()
+	ctx := testContext(t, 2*time.Minute)
+	sym := lab.Side{NAT: lab.NATSymmetric}
+	p, err := lab.Scenario{Name: "symmetric×symmetric", A: sym, B: sym}.Build(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeWithTest(t, p.Lab)
+	for _, h := range []*lab.Host{p.A, p.B} {
+		if err := ipv4Only(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rdv := p.Rendezvous()
+	addAltAddrs(t, rdv)
+	start(t, in(rdv), nil, nil, "serve", "--listen", fmt.Sprintf(":%d", rdvPort), "--alt-addr", altAddr4.String()).
+		waitStderr(`rendezvous serving.*addr=`+regexp.QuoteMeta(altAddr4.String()), 30*time.Second)
+	rv := netip.AddrPortFrom(rdv.Addr(), rdvPort).String()
+	const timeout = 15 * time.Second
+	l := start(t, in(p.A), nil, nil, "listen", "-r", rv, "--timeout", timeout.String(), "svc")
+	l.waitStderr(`listening as`, 30*time.Second)
+	began := time.Now()
+	d := start(t, in(p.B), nil, nil, "dial", "-v", "-r", rv, "--timeout", timeout.String(), "svc")
+	code := d.wait(timeout + 20*time.Second)
+	took := time.Since(began)
+	stderr := d.stderr.String()
+	if code != 3 {
+		t.Fatalf("dial exit %d, want 3; stderr:\n%s", code, stderr)
+	}
+	if took > timeout/3 {
+		t.Errorf("dial gave up after %v: it should know at once, not near --timeout %v", took, timeout)
+	}
+	if !strings.Contains(stderr, "NAT classes before punching: ours mapping endpoint-dependent") ||
+		!strings.Contains(stderr, "the peer's mapping endpoint-dependent") {
+		t.Errorf("dial -v does not show both measured classes:\n%s", stderr)
+	}
+	checkOneLineError(t, stderr, "can exist")
+	t.Logf("symmetric×symmetric: dial gave up after %v: %s", took, lastLine(stderr))
 }
