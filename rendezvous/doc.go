@@ -49,4 +49,7 @@
 //	WithKernelRTT(bool)          -                             -
 //	WithBackoff(min, max)        error (min > 0, max >= min)   error
 //	WithRequestTimeout(d)        error                         error
+//	WithAltAddr(ap)              port 0: the kernel chooses    -
+//	WithDialBack(d, burst, n)    error                         error
+//	WithNATCheck(bool)           -                             -
 package rendezvous
