@@ -12,27 +12,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
-// The rendezvous host's second address, added by the test with ip(8): the
-// lab allocates the internet segment upwards from .2, so .250 and ::fa are
-// free.
+// The rendezvous host's second address, added by the test over netlink:
+// the lab allocates the internet segment upwards from .2, so .250 and ::fa
+// are free.
 var (
 	altAddr4 = netip.MustParseAddr("203.0.113.250")
 	altAddr6 = netip.MustParseAddr("2001:db8::fa")
 )
 
 // addAltAddrs gives the rendezvous host its second IPv4 and IPv6 address.
-func addAltAddrs(t *testing.T, h *lab.Host) {
+func addAltAddrs(t *testing.T, h *natlab.Host) {
 	t.Helper()
-	ctx := testContext(t, 30*time.Second)
-	for _, args := range [][]string{
-		{"addr", "add", altAddr4.String() + "/24", "dev", h.Link()},
-		{"-6", "addr", "add", altAddr6.String() + "/64", "dev", h.Link(), "nodad"},
-	} {
-		if out, err := h.Command(ctx, "ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v in %s: %v: %s", args, h.Namespace(), err, out)
+	for _, a := range []netip.Prefix{netip.PrefixFrom(altAddr4, 24), netip.PrefixFrom(altAddr6, 64)} {
+		if err := h.AddAddr(a); err != nil {
+			t.Fatalf("adding %v to %s: %v", a, h.Name(), err)
 		}
 	}
 }
@@ -55,7 +51,7 @@ type ncReport struct {
 }
 
 // netcheckIn runs `tcpunch netcheck --json` in h's namespace.
-func netcheckIn(t *testing.T, h *lab.Host, server string) ncReport {
+func netcheckIn(t *testing.T, h *natlab.Host, server string) ncReport {
 	t.Helper()
 	var out bytes.Buffer
 	p := start(t, in(h), nil, &out, "netcheck", "--json", server)
@@ -85,29 +81,29 @@ func (w want) check(t *testing.T, run int, family string, f ncFamily) {
 // of 5 (fresh local ports each), over IPv4 and, where the lab routes it,
 // IPv6 (never translated; the router's firewall mirrors the kind).
 func TestLabNetcheck(t *testing.T) {
-	lab.Require(t)
+	natlab.Require(t)
 	t.Parallel()
 	natted := func(mapping, port, filtering string) want { return want{mapping, port, filtering, "no"} }
 	v6 := func(filtering string) *want { w := want{"none", "yes", filtering, "not measured"}; return &w }
 	for _, c := range []struct {
 		name string
-		side lab.Side
+		side natlab.Side
 		same bool // a second peer behind the same NAT runs netcheck too
 		v4   want
 		v6   *want // nil: not checked
 	}{
-		{name: "drop", side: lab.Side{NAT: lab.NATDrop}, v4: natted("endpoint-independent", "yes", "silent"), v6: v6("silent")},
-		{name: "rst", side: lab.Side{NAT: lab.NATReject}, v4: natted("endpoint-independent", "yes", "rst"), v6: v6("rst")},
-		{name: "open", side: lab.Side{NAT: lab.NATOpen}, v4: natted("endpoint-independent", "yes", "rst"), v6: v6("accepted")},
-		{name: "symmetric", side: lab.Side{NAT: lab.NATSymmetric}, v4: natted("address-and-port-dependent", "no", "silent"), v6: v6("silent")},
-		{name: "double", side: lab.Side{NAT: lab.NATDrop, Carrier: lab.NATDrop}, v4: natted("endpoint-independent", "yes", "silent")},
-		{name: "same-nat", side: lab.Side{NAT: lab.NATDrop}, same: true, v4: natted("endpoint-independent", "yes", "silent")},
-		{name: "public", side: lab.Side{}, v4: want{"none", "yes", "accepted", "not measured"}, v6: v6("accepted")},
+		{name: "drop", side: natlab.Side{NAT: natlab.NATDrop}, v4: natted("endpoint-independent", "yes", "silent"), v6: v6("silent")},
+		{name: "rst", side: natlab.Side{NAT: natlab.NATReject}, v4: natted("endpoint-independent", "yes", "rst"), v6: v6("rst")},
+		{name: "open", side: natlab.Side{NAT: natlab.NATOpen}, v4: natted("endpoint-independent", "yes", "rst"), v6: v6("accepted")},
+		{name: "symmetric", side: natlab.Side{NAT: natlab.NATSymmetric}, v4: natted("address-and-port-dependent", "no", "silent"), v6: v6("silent")},
+		{name: "double", side: natlab.Side{NAT: natlab.NATDrop, Carrier: natlab.NATDrop}, v4: natted("endpoint-independent", "yes", "silent")},
+		{name: "same-nat", side: natlab.Side{NAT: natlab.NATDrop}, same: true, v4: natted("endpoint-independent", "yes", "silent")},
+		{name: "public", side: natlab.Side{}, v4: want{"none", "yes", "accepted", "not measured"}, v6: v6("accepted")},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := testContext(t, 3*time.Minute)
-			s := lab.Scenario{Name: c.name, A: c.side, B: lab.Side{NAT: lab.NATDrop}, SameNAT: c.same && c.side.NAT != lab.NATNone}
+			s := natlab.Scenario{Name: c.name, A: c.side, B: natlab.Side{NAT: natlab.NATDrop}, SameNAT: c.same && c.side.NAT != natlab.NATNone}
 			p, err := s.Build(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -119,7 +115,7 @@ func TestLabNetcheck(t *testing.T) {
 				"--alt-addr", altAddr4.String(), "--alt-addr", altAddr6.String()).waitStderr(`rendezvous serving.*addr=`+regexp.QuoteMeta("["+altAddr6.String()+"]"), 30*time.Second)
 			srv4 := netip.AddrPortFrom(rdv.Addr(), rdvPort).String()
 			srv6 := netip.AddrPortFrom(rdv.Addr6(), rdvPort).String()
-			hosts := []*lab.Host{p.A}
+			hosts := []*natlab.Host{p.A}
 			if c.same {
 				hosts = append(hosts, p.B)
 			}
@@ -144,10 +140,10 @@ func TestLabNetcheck(t *testing.T) {
 // "not measured" for the filtering and the mapping behind a NAT, never a
 // wrong value.
 func TestLabNetcheckSingleAddress(t *testing.T) {
-	lab.Require(t)
+	natlab.Require(t)
 	t.Parallel()
 	ctx := testContext(t, 2*time.Minute)
-	p, err := lab.Scenario{Name: "single", A: lab.Side{NAT: lab.NATSymmetric}, B: lab.Side{NAT: lab.NATDrop}}.Build(ctx)
+	p, err := natlab.Scenario{Name: "single", A: natlab.Side{NAT: natlab.NATSymmetric}, B: natlab.Side{NAT: natlab.NATDrop}}.Build(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,16 +160,16 @@ func TestLabNetcheckSingleAddress(t *testing.T) {
 // dial says no direct path can exist right after the peer info instead of
 // waiting out --timeout; -v shows both classes first.
 func TestLabSymmetricPairGivesUpAtOnce(t *testing.T) {
-	lab.Require(t)
+	natlab.Require(t)
 	t.Parallel()
 	ctx := testContext(t, 2*time.Minute)
-	sym := lab.Side{NAT: lab.NATSymmetric}
-	p, err := lab.Scenario{Name: "symmetric×symmetric", A: sym, B: sym}.Build(ctx)
+	sym := natlab.Side{NAT: natlab.NATSymmetric}
+	p, err := natlab.Scenario{Name: "symmetric×symmetric", A: sym, B: sym}.Build(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	closeWithTest(t, p.Lab)
-	for _, h := range []*lab.Host{p.A, p.B} {
+	for _, h := range []*natlab.Host{p.A, p.B} {
 		if err := ipv4Only(h); err != nil {
 			t.Fatal(err)
 		}

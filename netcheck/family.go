@@ -85,7 +85,7 @@ func filtering(ctx context.Context, cfg config, p *rendezvous.Probe, b1 rendezvo
 	if !b1.Other.IsValid() {
 		return FilteringResult{Why: noAlt}
 	}
-	var nonce [rendezvous.NonceSize]byte
+	var nonce [rendezvous.DialBackNonceSize]byte
 	rand.Read(nonce[:])
 	wait := arrivals.expect(nonce)
 	// The server's own dial timeout bounds the answer; ours only guards
@@ -159,7 +159,7 @@ func hairpin(ctx context.Context, cfg config, tcp string, src netip.Addr, observ
 	if noNAT {
 		return Bool{Why: "no NAT: nothing to hairpin through"}
 	}
-	var nonce [rendezvous.NonceSize]byte
+	var nonce [rendezvous.DialBackNonceSize]byte
 	rand.Read(nonce[:])
 	wait := arrivals.expect(nonce)
 	d := net.Dialer{Timeout: cfg.timeout, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))}

@@ -12,11 +12,11 @@ import (
 // connection brings (a dial-back, the hairpin), until the listener closes.
 type nonces struct {
 	mu   sync.Mutex
-	want map[[rendezvous.NonceSize]byte]chan struct{}
+	want map[[rendezvous.DialBackNonceSize]byte]chan struct{}
 }
 
 func acceptNonces(ln net.Listener) *nonces {
-	n := &nonces{want: map[[rendezvous.NonceSize]byte]chan struct{}{}}
+	n := &nonces{want: map[[rendezvous.DialBackNonceSize]byte]chan struct{}{}}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -43,7 +43,7 @@ func acceptNonces(ln net.Listener) *nonces {
 }
 
 // expect returns a channel closed when a connection brings nonce.
-func (n *nonces) expect(nonce [rendezvous.NonceSize]byte) <-chan struct{} {
+func (n *nonces) expect(nonce [rendezvous.DialBackNonceSize]byte) <-chan struct{} {
 	ch := make(chan struct{})
 	n.mu.Lock()
 	n.want[nonce] = ch

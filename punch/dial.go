@@ -19,15 +19,18 @@ import (
 // rendezvous.ErrUnknownName when nobody holds name); punch failures are
 // *[Error].
 func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Conn, error) {
-	cfg := newConfig(opts)
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	ep, err := NewEndpoint(ctx, cfg.localAddr, opts...)
 	if err != nil {
 		return nil, err
 	}
 	defer ep.Close()
 
-	pi, ctl, err := rendezvous.Connect(ctx, rendezvousAddr, ep.Addr(), name, hostCandidates(ep.Addr(), rendezvousAddr),
-		rendezvous.WithLogger(cfg.logger), rendezvous.WithNATCheck(true))
+	pi, ctl, err := rendezvous.Connect(ctx, rendezvousAddr, ep.Addr(), name, ep.hostCandidates(rendezvousAddr),
+		cfg.rendezvousOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
 	}

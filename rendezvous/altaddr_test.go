@@ -84,7 +84,7 @@ func TestDialBack(t *testing.T) {
 	defer p.Close()
 
 	type got struct {
-		nonce  [NonceSize]byte
+		nonce  [DialBackNonceSize]byte
 		remote netip.AddrPort
 		err    error
 	}
@@ -99,7 +99,7 @@ func TestDialBack(t *testing.T) {
 		n, err := ReadDialBack(c, 5*time.Second)
 		accepted <- got{n, c.RemoteAddr().(*net.TCPAddr).AddrPort(), err}
 	}()
-	nonce := [NonceSize]byte{1, 2, 3}
+	nonce := [DialBackNonceSize]byte{1, 2, 3}
 	res, err := p.DialBack(ctx, nonce)
 	if err != nil || res != DialBackConnected {
 		t.Fatalf("DialBack = %v, %v; want connected", res, err)
@@ -138,7 +138,7 @@ func TestDialBackWithoutAltAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if _, err := p.DialBack(ctx, [NonceSize]byte{}); !errors.Is(err, ErrNoAltAddress) {
+	if _, err := p.DialBack(ctx, [DialBackNonceSize]byte{}); !errors.Is(err, ErrNoAltAddress) {
 		t.Errorf("DialBack on a single-address server: %v, want ErrNoAltAddress", err)
 	}
 }

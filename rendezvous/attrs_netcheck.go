@@ -18,13 +18,13 @@ const (
 )
 
 const (
-	attrNonce      stun.AttrType = 0x7C10 // DIALBACK-NONCE: 16 bytes chosen by the client
+	attrDialNonce  stun.AttrType = 0x7C10 // DIALBACK-NONCE: 16 bytes chosen by the client
 	attrDialResult stun.AttrType = 0x7C11 // DIALBACK-RESULT: result byte, zero byte, uint16 ms the dial took
 	attrNATClass   stun.AttrType = 0xFC10 // NAT-CLASS: mapping byte, filtering byte, two zero bytes
 )
 
-// NonceSize is the size of a dial-back nonce.
-const NonceSize = 16
+// DialBackNonceSize is the size of a dial-back nonce.
+const DialBackNonceSize = 16
 
 // ext holds the decoding state of the netcheck attributes of one message.
 type extSeen struct{ other, origin, class, nonce, result bool }
@@ -40,8 +40,8 @@ func (msg *message) encodeExt(m *stun.Message) {
 	if msg.HasClass {
 		m.Add(attrNATClass, encodeClass(msg.Class))
 	}
-	if msg.HasNonce {
-		m.Add(attrNonce, msg.Nonce[:])
+	if msg.HasDialNonce {
+		m.Add(attrDialNonce, msg.DialNonce[:])
 	}
 	if msg.DialResult != 0 {
 		v := []byte{byte(msg.DialResult), 0}
@@ -52,7 +52,7 @@ func (msg *message) encodeExt(m *stun.Message) {
 // isExt reports whether t is a netcheck attribute decodeExt handles.
 func isExt(t stun.AttrType) bool {
 	switch t {
-	case stun.AttrOtherAddress, stun.AttrResponseOrigin, attrNATClass, attrNonce, attrDialResult:
+	case stun.AttrOtherAddress, stun.AttrResponseOrigin, attrNATClass, attrDialNonce, attrDialResult:
 		return true
 	}
 	return false
@@ -83,13 +83,13 @@ func (msg *message) decodeExt(a stun.RawAttribute, seen *extSeen) error {
 			seen.class = true
 			msg.Class, msg.HasClass = decodeClass(a.Value)
 		}
-	case attrNonce:
+	case attrDialNonce:
 		if err = once(&seen.nonce); err == nil {
-			if len(a.Value) != NonceSize {
+			if len(a.Value) != DialBackNonceSize {
 				return errors.New("DIALBACK-NONCE must be 16 bytes")
 			}
-			copy(msg.Nonce[:], a.Value)
-			msg.HasNonce = true
+			copy(msg.DialNonce[:], a.Value)
+			msg.HasDialNonce = true
 		}
 	case attrDialResult:
 		if err = once(&seen.result); err == nil {

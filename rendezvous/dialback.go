@@ -112,7 +112,7 @@ func (l *dialBackLimiter) release() {
 }
 
 func (c *peerConn) dialBack(req *message) {
-	if !req.HasNonce {
+	if !req.HasDialNonce {
 		_ = c.send(errorResponse(req, CodeBadRequest, "DialBack needs DIALBACK-NONCE"))
 		return
 	}
@@ -141,19 +141,19 @@ func (c *peerConn) dialBack(req *message) {
 	go func() {
 		defer c.s.connWG.Done()
 		defer c.s.dialBacks.release()
-		res, took := c.dialBackOnce(req.TxID, req.Nonce, alt.Addr())
+		res, took := c.dialBackOnce(req.TxID, req.DialNonce, alt.Addr())
 		c.mu.Lock()
 		c.dialing = false
 		c.mu.Unlock()
 		c.log.Info("dial-back", "from", alt.Addr().String(), "result", res.String(), "took", took)
 		_ = c.send(&message{Type: stun.NewType(methodDialBack, stun.ClassSuccessResponse), TxID: req.TxID,
-			Nonce: req.Nonce, HasNonce: true, DialResult: res, DialTook: took})
+			DialNonce: req.DialNonce, HasDialNonce: true, DialResult: res, DialTook: took})
 	}()
 }
 
 // dialBackOnce connects from ip (an ephemeral port) to the connection's
 // observed endpoint and writes the nonce there.
-func (c *peerConn) dialBackOnce(txid [stun.TransactionIDSize]byte, nonce [NonceSize]byte, ip netip.Addr) (DialBackResult, time.Duration) {
+func (c *peerConn) dialBackOnce(txid [stun.TransactionIDSize]byte, nonce [DialBackNonceSize]byte, ip netip.Addr) (DialBackResult, time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.dialBackTimeout)
 	defer cancel()
 	go func() {
@@ -178,7 +178,7 @@ func (c *peerConn) dialBackOnce(txid [stun.TransactionIDSize]byte, nonce [NonceS
 	}
 	defer nc.Close()
 	var m stun.Message
-	hello := &message{Type: stun.NewType(methodDialBack, stun.ClassIndication), TxID: txid, Nonce: nonce, HasNonce: true}
+	hello := &message{Type: stun.NewType(methodDialBack, stun.ClassIndication), TxID: txid, DialNonce: nonce, HasDialNonce: true}
 	if hello.encode(&m) == nil {
 		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = nc.Write(m.Raw)

@@ -1,6 +1,7 @@
 package rendezvous
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -119,7 +120,8 @@ type clientConfig struct {
 	requestTimeout time.Duration
 	backoffMin     time.Duration
 	backoffMax     time.Duration
-	natCheck       bool // the quick NAT check before Register and Connect (quickcheck.go)
+	natCheck       bool               // the quick NAT check before Register and Connect (quickcheck.go)
+	ownerKey       ed25519.PrivateKey // WithOwnerKey (ownerproof_client.go)
 
 	err error // the invalid options, reported by every call
 

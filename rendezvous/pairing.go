@@ -93,6 +93,9 @@ func encodeBytes(msg *message) ([]byte, error) {
 func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 	log := s.log.With("name", req.Name, "dialer", d.remote.String())
 	l := s.reg.lookup(req.Name)
+	if d.auth.refused { // a refused owner proof: answered as an unknown name
+		l = nil
+	}
 	if l == nil {
 		log.Info("connect to unknown name")
 		_ = d.send(errorResponse(req, CodeUnknownName, fmt.Sprintf("no listener holds %q", req.Name)))

@@ -38,6 +38,8 @@ type peerConn struct {
 	lastRTT time.Duration
 	ka      *time.Timer
 
+	auth ownerAuth // owner proofs and the resume token (ownerproof.go)
+
 	closed    chan struct{}
 	closeOnce sync.Once
 }

@@ -91,8 +91,8 @@ var ErrNoAltAddress = errors.New("rendezvous: the server has no alternate addres
 // connection with [ReadDialBack]. A server without an alternate address
 // gives an error matching ErrNoAltAddress; over its rate limit, a
 // *ServerError with code 429.
-func (p *Probe) DialBack(ctx context.Context, nonce [NonceSize]byte) (DialBackResult, error) {
-	resp, err := p.c.roundTrip(ctx, &message{Type: stun.NewType(methodDialBack, stun.ClassRequest), TxID: newTxID(), Nonce: nonce, HasNonce: true})
+func (p *Probe) DialBack(ctx context.Context, nonce [DialBackNonceSize]byte) (DialBackResult, error) {
+	resp, err := p.c.roundTrip(ctx, &message{Type: stun.NewType(methodDialBack, stun.ClassRequest), TxID: newTxID(), DialNonce: nonce, HasDialNonce: true})
 	var se *ServerError
 	if errors.As(err, &se) && se.Code == CodeNoAltAddress {
 		return 0, fmt.Errorf("%w: %w", ErrNoAltAddress, err)
@@ -100,7 +100,7 @@ func (p *Probe) DialBack(ctx context.Context, nonce [NonceSize]byte) (DialBackRe
 	if err != nil {
 		return 0, fmt.Errorf("rendezvous: dial-back: %w", err)
 	}
-	if resp.DialResult == 0 || !resp.HasNonce || resp.Nonce != nonce {
+	if resp.DialResult == 0 || !resp.HasDialNonce || resp.DialNonce != nonce {
 		return 0, fmt.Errorf("rendezvous: dial-back: %w: response without DIALBACK-RESULT or with another nonce", errMalformed)
 	}
 	return resp.DialResult, nil
@@ -113,29 +113,29 @@ func (p *Probe) Close() error { return p.c.Close() }
 // ReadDialBack reads the DialBack indication a server writes on a dial-back
 // connection (or a netcheck writes on its hairpin test) and returns its
 // nonce. It reads one STUN message at most, within timeout.
-func ReadDialBack(c net.Conn, timeout time.Duration) ([NonceSize]byte, error) {
+func ReadDialBack(c net.Conn, timeout time.Duration) ([DialBackNonceSize]byte, error) {
 	_ = c.SetReadDeadline(time.Now().Add(timeout))
 	defer c.SetReadDeadline(time.Time{})
 	raw, err := readFrame(c, nil, 512, nil)
 	if err != nil {
-		return [NonceSize]byte{}, fmt.Errorf("rendezvous: reading a dial-back: %w", err)
+		return [DialBackNonceSize]byte{}, fmt.Errorf("rendezvous: reading a dial-back: %w", err)
 	}
 	msg, _, err := decodeMessage(raw)
 	if err != nil {
-		return [NonceSize]byte{}, fmt.Errorf("rendezvous: reading a dial-back: %w", err)
+		return [DialBackNonceSize]byte{}, fmt.Errorf("rendezvous: reading a dial-back: %w", err)
 	}
-	if msg.Type != stun.NewType(methodDialBack, stun.ClassIndication) || !msg.HasNonce {
-		return [NonceSize]byte{}, fmt.Errorf("rendezvous: reading a dial-back: %w: %v without a nonce", errMalformed, msg.Type)
+	if msg.Type != stun.NewType(methodDialBack, stun.ClassIndication) || !msg.HasDialNonce {
+		return [DialBackNonceSize]byte{}, fmt.Errorf("rendezvous: reading a dial-back: %w: %v without a nonce", errMalformed, msg.Type)
 	}
-	return msg.Nonce, nil
+	return msg.DialNonce, nil
 }
 
 // WriteDialBack writes a DialBack indication carrying nonce: what the
 // server writes on a dial-back, and what a netcheck writes on its hairpin
 // connection to recognise it at its own listener.
-func WriteDialBack(w io.Writer, nonce [NonceSize]byte) error {
+func WriteDialBack(w io.Writer, nonce [DialBackNonceSize]byte) error {
 	var m stun.Message
-	msg := &message{Type: stun.NewType(methodDialBack, stun.ClassIndication), TxID: newTxID(), Nonce: nonce, HasNonce: true}
+	msg := &message{Type: stun.NewType(methodDialBack, stun.ClassIndication), TxID: newTxID(), DialNonce: nonce, HasDialNonce: true}
 	if err := msg.encode(&m); err != nil {
 		return err
 	}
