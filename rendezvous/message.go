@@ -30,7 +30,8 @@ type message struct {
 	Delay      time.Duration
 	HasTiming  bool
 	Software   string
-	Fingerprnt bool // FINGERPRINT present (and valid)
+	Fingerprnt bool        // FINGERPRINT present (and valid)
+	Report     *wireReport // a PunchReport's attributes (report.go); nil when absent
 }
 
 var errMalformed = errors.New("malformed message")
@@ -84,6 +85,9 @@ func (msg *message) encode(m *stun.Message) error {
 	if msg.HasTiming {
 		v := binary.BigEndian.AppendUint32(scratch[:0], durMicros(msg.RTT))
 		m.Add(attrTiming, binary.BigEndian.AppendUint32(v, durMicros(msg.Delay)))
+	}
+	if msg.Report != nil {
+		msg.Report.encode(m)
 	}
 	if msg.Software != "" {
 		m.Add(stun.AttrSoftware, []byte(msg.Software))
@@ -194,6 +198,8 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 				msg.RTT = time.Duration(binary.BigEndian.Uint32(a.Value)) * time.Microsecond
 				msg.Delay = time.Duration(binary.BigEndian.Uint32(a.Value[4:])) * time.Microsecond
 			}
+		case attrPunchPath, attrPunchMethod, attrPunchTime, attrPunchAttempts, attrNATClasses:
+			msg.decodeReportAttr(a.Type, a.Value) // a bad report is ignored, not fatal
 		case stun.AttrSoftware:
 			if utf8.Valid(a.Value) {
 				msg.Software = string(a.Value)
@@ -215,6 +221,9 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 	}
 	if !msg.Mapped.IsValid() {
 		msg.Mapped = plainMapped
+	}
+	if msg.Report != nil {
+		msg.Report.size = len(raw)
 	}
 	return msg, unknown, nil
 }
