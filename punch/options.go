@@ -37,6 +37,7 @@ type config struct {
 	verifyTimeout  time.Duration
 	localAddr      netip.AddrPort // for Listen and Dial; NewEndpoint takes its address as an argument
 	punchTimeout   time.Duration  // for Listen: bounds each punch to a dialer
+	noReport       bool           // for Listen and Dial: WithoutOutcomeReport
 
 	// Testing hooks, set only by this package's tests.
 	noListen bool // never listen: forces the dial-only (simultaneous-open) path
@@ -125,3 +126,10 @@ func WithPunchTimeout(d time.Duration) Option {
 		}
 	}
 }
+
+// WithoutOutcomeReport keeps Listen and Dial from telling the rendezvous
+// server how each punch went. By default they send it a small report after
+// every punch (direct or failed, the method, the time to connect and the
+// attempts; never an address: docs/PROTOCOL.md, "PunchReport"), which the
+// server only counts, as its operator's success rate.
+func WithoutOutcomeReport() Option { return func(c *config) { c.noReport = true } }
