@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
@@ -38,7 +39,13 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	defer ctl.Close()
 	ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
 		Candidates: pi.Candidates, Observed: pi.Observed})
-	return ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}})
+	start := time.Now()
+	c, err := ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}})
+	// Before the deferred Close: the report goes out on the control
+	// connection ahead of its reset, in order.
+	reporter, _ := ctl.(rendezvous.Reporter)
+	report(ctx, &cfg, reporter, pi.Tag, c, err, time.Since(start))
+	return c, err
 }
 
 func describePeer(pi rendezvous.PeerInfo) string {
