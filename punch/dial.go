@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
@@ -39,10 +40,17 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	defer ctl.Close()
 	ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
 		Candidates: pi.Candidates, Observed: pi.Observed, LocalClass: pi.LocalClass, PeerClass: pi.Class})
+	// The reports go out before the deferred Close: on the control
+	// connection ahead of its reset, in order.
+	reporter, _ := ctl.(rendezvous.Reporter)
 	if err := noDirectPath(pi); err != nil {
+		report(ctx, &cfg, reporter, pi, nil, err, 0)
 		return nil, err
 	}
-	return ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}})
+	start := time.Now()
+	c, err := ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}})
+	report(ctx, &cfg, reporter, pi, c, err, time.Since(start))
+	return c, err
 }
 
 // noDirectPath is the error for a pair DirectPossible rules out, else nil.

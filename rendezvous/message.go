@@ -38,6 +38,8 @@ type message struct {
 	Resume     [resumeSize]byte // RESUME-TOKEN
 	HasResume  bool
 
+	Report *wireReport // a PunchReport's attributes (report.go); nil when absent
+
 	// NAT behaviour discovery (attrs_netcheck.go).
 	Other        netip.AddrPort // OTHER-ADDRESS
 	Origin       netip.AddrPort // RESPONSE-ORIGIN
@@ -103,6 +105,9 @@ func (msg *message) encode(m *stun.Message) error {
 	}
 	msg.encodeOwnerAttrs(m)
 	msg.encodeExt(m)
+	if msg.Report != nil {
+		msg.Report.encode(m)
+	}
 	if msg.Software != "" {
 		m.Add(stun.AttrSoftware, []byte(msg.Software))
 	}
@@ -215,6 +220,8 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 			}
 		case attrNonce, attrOwnerProof, attrResume:
 			err = msg.decodeOwnerAttr(a)
+		case attrPunchPath, attrPunchMethod, attrPunchTime, attrPunchAttempts, attrNATClasses:
+			msg.decodeReportAttr(a.Type, a.Value) // a bad report is ignored, not fatal
 		case stun.AttrSoftware:
 			if utf8.Valid(a.Value) {
 				msg.Software = string(a.Value)
@@ -240,6 +247,9 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 	}
 	if !msg.Mapped.IsValid() {
 		msg.Mapped = plainMapped
+	}
+	if msg.Report != nil {
+		msg.Report.size = len(raw)
 	}
 	return msg, unknown, nil
 }

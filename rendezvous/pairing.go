@@ -91,6 +91,7 @@ func encodeBytes(msg *message) ([]byte, error) {
 
 // pair introduces dialer d to the listener holding req.Name.
 func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
+	times := pairTimes{arrived: time.Now()}
 	log := s.log.With("name", req.Name, "dialer", d.remote.String())
 	l := s.reg.lookup(req.Name)
 	if d.auth.refused { // a refused owner proof: answered as an unknown name
@@ -103,6 +104,7 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 	}
 	var tag [tagSize]byte
 	_, _ = rand.Read(tag[:])
+	expectReports(tag, l, d) // before the peer infos: a report may follow at once
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.pingTimeout)
 	defer cancel()
@@ -145,8 +147,14 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 	}
 
 	start := time.Now()
-	sendL := func() error { time.Sleep(time.Until(start.Add(delayL))); return l.sendRaw(toL) }
-	sendD := func() error { time.Sleep(time.Until(start.Add(delayD))); return d.sendRaw(toD) }
+	sendL := func() error {
+		time.Sleep(time.Until(start.Add(delayL)))
+		return times.sent(&times.sentL, l.sendRaw(toL))
+	}
+	sendD := func() error {
+		time.Sleep(time.Until(start.Add(delayD)))
+		return times.sent(&times.sentD, d.sendRaw(toD))
+	}
 	if delayL <= delayD { // the listener is the farther one: it goes first
 		if err := sendL(); err != nil {
 			log.Info("listener went away during pairing", "err", err)
@@ -165,6 +173,7 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 			log.Info("listener went away during pairing", "err", err)
 		}
 	}
+	s.tracePaired(times, rttL, rttD, srcL, srcD)
 	log.Info("paired", "listener", l.remote.String(),
 		"rtt_listener", rttL, "rtt_src_listener", srcL, "rtt_dialer", rttD, "rtt_src_dialer", srcD,
 		"delay_listener", delayL, "delay_dialer", delayD)

@@ -43,7 +43,7 @@ func NewServer(opts ...ServerOption) *Server {
 	return &Server{
 		cfg:       cfg,
 		log:       cfg.log,
-		reg:       newRegistry(),
+		reg:       newRegistry(cfg.tracer.Listeners),
 		limit:     newConnLimiter(cfg.maxConnsPerIP, cfg.maxConns),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*peerConn]struct{}),
@@ -243,6 +243,7 @@ func (s *Server) startConn(nc net.Conn) {
 	log := s.log.With("remote", remote.String())
 	if ok, code := s.limit.acquire(remote.Addr()); !ok {
 		log.Warn("connection refused by limit", "code", code)
+		s.traceRefusedConn(remote, refusalOf(code))
 		// Off the accept loop: a slow peer must not stall accepting.
 		go func() {
 			c := &peerConn{s: s, nc: nc, log: log}
@@ -251,14 +252,16 @@ func (s *Server) startConn(nc net.Conn) {
 		}()
 		return
 	}
-	c := &peerConn{s: s, nc: nc, remote: remote, log: log, closed: make(chan struct{})}
+	c := &peerConn{s: s, nc: nc, remote: remote, log: log, closed: make(chan struct{}), accepted: time.Now()}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		s.limit.release(remote.Addr())
 		nc.Close()
+		s.traceRefusedConn(remote, RefusedShuttingDown)
 		return
 	}
+	s.traceServedConn(c)
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
 	s.mu.Unlock()
