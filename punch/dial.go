@@ -2,8 +2,10 @@ package punch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
@@ -46,12 +48,29 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	// until the punch is over.
 	defer ctl.Close()
 	ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
-		Candidates: pi.Candidates, Observed: pi.Observed})
+		Candidates: pi.Candidates, Observed: pi.Observed, LocalClass: pi.LocalClass, PeerClass: pi.Class})
+	// The reports go out before the deferred Close: on the control
+	// connection ahead of its reset, in order.
+	reporter, _ := ctl.(rendezvous.Reporter)
+	if err := noDirectPath(pi); err != nil {
+		report(ctx, &cfg, reporter, pi, nil, err, 0)
+		return nil, err
+	}
+	start := time.Now()
 	raw, err := ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}})
+	report(ctx, &cfg, reporter, pi, raw, err, time.Since(start))
 	if err != nil {
 		return nil, err
 	}
 	return cfg.secure(ctx, raw, RoleControlling, pi.Tag, name)
+}
+
+// noDirectPath is the error for a pair DirectPossible rules out, else nil.
+func noDirectPath(pi rendezvous.PeerInfo) error {
+	if ok, why := DirectPossible(pi.LocalClass, pi.Class); !ok {
+		return &Error{Kind: ErrNoDirectPath, Cause: errors.New(why)}
+	}
+	return nil
 }
 
 func describePeer(pi rendezvous.PeerInfo) string {

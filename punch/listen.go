@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
@@ -75,13 +76,22 @@ func (l *Listener) serve() {
 			return
 		}
 		l.ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
-			Candidates: pi.Candidates, Observed: pi.Observed})
+			Candidates: pi.Candidates, Observed: pi.Observed, LocalClass: pi.LocalClass, PeerClass: pi.Class})
+		if err := noDirectPath(pi); err != nil {
+			report(l.ctx, &l.cfg, l.reg, pi, nil, err, 0)
+			l.ep.emit(Event{Kind: EventFailed, Addr: pi.Candidates[0], Err: err})
+			continue
+		}
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
 			ctx, cancel := context.WithTimeout(l.ctx, l.cfg.punchTimeout)
 			defer cancel()
+			start := time.Now()
 			raw, err := l.ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlled, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}})
+			if l.ctx.Err() == nil { // a listener closing abandons its punches: nothing to report
+				report(l.ctx, &l.cfg, l.reg, pi, raw, err, time.Since(start))
+			}
 			if err != nil {
 				l.ep.emit(Event{Kind: EventFailed, Addr: pi.Candidates[0], Err: err})
 				return

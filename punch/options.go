@@ -45,6 +45,7 @@ type config struct {
 	auth           authConfig    // WithSecret, WithCode, WithInsecure (secure.go)
 	handshake      time.Duration // WithHandshakeTimeout (secure.go)
 	err            error         // the options that made no sense, joined
+	noReport       bool          // for Listen and Dial: WithoutOutcomeReport
 
 	// Testing hooks, set only by this package's tests.
 	noListen bool // never listen: forces the dial-only (simultaneous-open) path
@@ -176,13 +177,21 @@ func WithPunchTimeout(d time.Duration) Option {
 // WithRendezvousOptions passes options to the rendezvous client of [Listen]
 // and [Dial]: its request timeout, reconnection backoff, keepalive, ...
 // (see package rendezvous). They apply after this package's own
-// (rendezvous.WithLogger with the logger of [WithLogger]), so they may
-// override it. [NewEndpoint] and [Punch] have no rendezvous and ignore them.
+// (rendezvous.WithLogger with the logger of [WithLogger], and
+// rendezvous.WithNATCheck(true): Listen and Dial measure and send their
+// NAT class), so they may override them. [NewEndpoint] and [Punch] have no rendezvous and ignore them.
 func WithRendezvousOptions(opts ...rendezvous.ClientOption) Option {
 	return func(c *config) { c.rendezvous = append(c.rendezvous, opts...) }
 }
 
 // rendezvousOptions are the options of the rendezvous client.
 func (c *config) rendezvousOptions() []rendezvous.ClientOption {
-	return append([]rendezvous.ClientOption{rendezvous.WithLogger(c.logger)}, c.rendezvous...)
+	return append([]rendezvous.ClientOption{rendezvous.WithLogger(c.logger), rendezvous.WithNATCheck(true)}, c.rendezvous...)
 }
+
+// WithoutOutcomeReport keeps Listen and Dial from telling the rendezvous
+// server how each punch went. By default they send it a small report after
+// every punch (direct or failed, the method, the time to connect and the
+// attempts; never an address: docs/PROTOCOL.md, "PunchReport"), which the
+// server only counts, as its operator's success rate.
+func WithoutOutcomeReport() Option { return func(c *config) { c.noReport = true } }

@@ -23,6 +23,10 @@ type PeerInfo struct {
 	Observed    netip.AddrPort   // our own endpoint as the server saw it
 	Controlling bool             // true for the dialer
 	Tag         [16]byte
+	// Class is the peer's NAT class as it measured it (NAT-CLASS; "not
+	// measured" when it sent none), LocalClass ours as we sent it
+	// ([WithNATCheck]).
+	Class, LocalClass NATClass
 }
 
 func peerInfoFrom(msg *message, wantRole byte) (PeerInfo, error) {
@@ -35,6 +39,7 @@ func peerInfoFrom(msg *message, wantRole byte) (PeerInfo, error) {
 		Observed:    msg.Mapped,
 		Controlling: msg.Role == roleControlling,
 		Tag:         msg.Tag,
+		Class:       msg.Class,
 	}, nil
 }
 
@@ -157,12 +162,17 @@ func (c *controlConn) keepAlive() {
 }
 
 func (c *controlConn) send(msg *message) error {
+	return c.sendBy(msg, time.Now().Add(c.cfg.requestTimeout))
+}
+
+// sendBy writes msg, giving up at deadline.
+func (c *controlConn) sendBy(msg *message, deadline time.Time) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := msg.encode(&c.wbuf); err != nil {
 		return fmt.Errorf("encoding %v: %w", msg.Type, err)
 	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.requestTimeout))
+	_ = c.nc.SetWriteDeadline(deadline)
 	if _, err := c.nc.Write(c.wbuf.Raw); err != nil {
 		return fmt.Errorf("writing to the server: %w", err)
 	}

@@ -53,4 +53,7 @@
 //	WithBackoff(min, max)        error (min > 0, max >= min)   error
 //	WithRequestTimeout(d)        error                         error
 //	WithOwnerKey(nil)            nil means no key              - (not 64 bytes: error)
+//	WithAltAddr(ap)              port 0: the kernel chooses    -
+//	WithDialBack(d, burst, n)    error                         error
+//	WithNATCheck(bool)           -                             -
 package rendezvous

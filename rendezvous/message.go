@@ -37,6 +37,18 @@ type message struct {
 	OwnerProof []byte           // OWNER-PROOF: public key || signature
 	Resume     [resumeSize]byte // RESUME-TOKEN
 	HasResume  bool
+
+	Report *wireReport // a PunchReport's attributes (report.go); nil when absent
+
+	// NAT behaviour discovery (attrs_netcheck.go).
+	Other        netip.AddrPort // OTHER-ADDRESS
+	Origin       netip.AddrPort // RESPONSE-ORIGIN
+	Class        NATClass       // NAT-CLASS
+	HasClass     bool
+	DialNonce    [DialBackNonceSize]byte // DIALBACK-NONCE
+	HasDialNonce bool
+	DialResult   DialBackResult // DIALBACK-RESULT; 0 when absent
+	DialTook     time.Duration
 }
 
 var errMalformed = errors.New("malformed message")
@@ -92,6 +104,10 @@ func (msg *message) encode(m *stun.Message) error {
 		m.Add(attrTiming, binary.BigEndian.AppendUint32(v, durMicros(msg.Delay)))
 	}
 	msg.encodeOwnerAttrs(m)
+	msg.encodeExt(m)
+	if msg.Report != nil {
+		msg.Report.encode(m)
+	}
 	if msg.Software != "" {
 		m.Add(stun.AttrSoftware, []byte(msg.Software))
 	}
@@ -136,6 +152,7 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 		return nil
 	}
 	var plainMapped netip.AddrPort
+	var ext extSeen
 	for i, a := range m.Attributes {
 		var err error
 		switch a.Type {
@@ -203,6 +220,8 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 			}
 		case attrNonce, attrOwnerProof, attrResume:
 			err = msg.decodeOwnerAttr(a)
+		case attrPunchPath, attrPunchMethod, attrPunchTime, attrPunchAttempts, attrNATClasses:
+			msg.decodeReportAttr(a.Type, a.Value) // a bad report is ignored, not fatal
 		case stun.AttrSoftware:
 			if utf8.Valid(a.Value) {
 				msg.Software = string(a.Value)
@@ -214,6 +233,10 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 				msg.Fingerprnt = true
 			}
 		default:
+			if isExt(a.Type) {
+				err = msg.decodeExt(a, &ext)
+				break
+			}
 			if a.Type.Required() && !understood(a.Type) {
 				unknown = append(unknown, a.Type)
 			}
@@ -224,6 +247,9 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 	}
 	if !msg.Mapped.IsValid() {
 		msg.Mapped = plainMapped
+	}
+	if msg.Report != nil {
+		msg.Report.size = len(raw)
 	}
 	return msg, unknown, nil
 }

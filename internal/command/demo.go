@@ -116,7 +116,13 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 	msgB := fmt.Sprintf("hello from peer b (%s)\n", bDesc)
 	var gotA, gotB bytes.Buffer
 	var reportB string
-	peerArgs := []string{"--report", "json", "demo"}
+	// The peers share a fresh secret, as users' peers do.
+	secretFile, err := demoSecret()
+	if err != nil {
+		return err
+	}
+	defer os.Remove(secretFile)
+	peerArgs := []string{"--report", "json", "--secret-file", secretFile, "demo"}
 	if cfg.Verbose {
 		peerArgs = append([]string{"-v"}, peerArgs...)
 	}

@@ -166,3 +166,22 @@ func isAuthErr(err error) bool {
 func secretUnknown(t trust, err error) bool {
 	return t.mode == punch.AuthSecret && errors.Is(err, rendezvous.ErrUnknownName)
 }
+
+// demoSecret writes a fresh secret to a private temporary file for the
+// demo's two peers.
+func demoSecret() (string, error) {
+	s, err := punch.GenerateSecret()
+	if err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp("", "tcpunch-demo-secret-")
+	if err != nil {
+		return "", fmt.Errorf("writing the demo's secret: %w", err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintln(f, s.String()); err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("writing the demo's secret: %w", err)
+	}
+	return f.Name(), nil
+}
