@@ -25,9 +25,10 @@ import (
 // os.File.ReadFrom splice straight from any syscall.Conn and so would move
 // the link's ciphertext and framing instead of the application's bytes.
 type Conn struct {
-	tcp  *net.TCPConn
-	link *confirm.Conn // nil for a bare Punch result
-	info Info
+	tcp       *net.TCPConn
+	link      *confirm.Conn // nil for a bare Punch result
+	info      Info
+	earlySent int // bytes of Session.early already on the wire behind the nomination
 }
 
 // Read reads application data; at the end of a confirmed stream it
@@ -198,5 +199,5 @@ func (p *session) finish(w *rawConn) *Conn {
 	}
 	p.mu.Unlock()
 	p.e.emit(Event{Kind: EventConnected, Addr: w.remote, Method: w.method, Detail: "local " + w.local.String()})
-	return &Conn{tcp: w.c, info: info}
+	return &Conn{tcp: w.c, info: info, earlySent: w.earlySent}
 }

@@ -56,13 +56,26 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 		report(ctx, &cfg, reporter, pi, nil, err, 0)
 		return nil, err
 	}
+	// The secure handshake starts now: its first flight goes out behind
+	// the nominating hello (docs/PROTOCOL.md, the secure link).
+	session := Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}}
+	el := cfg.startEarly(ctx, pi.Tag, name)
+	if el != nil {
+		session.early = el.ec.snapshot
+	}
 	start := time.Now()
-	raw, err := ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}})
+	raw, err := ep.Punch(ctx, session)
 	report(ctx, &cfg, reporter, pi, raw, err, time.Since(start))
 	if err != nil {
+		if el != nil {
+			el.abort(err)
+		}
 		return nil, err
 	}
-	return cfg.secure(ctx, raw, RoleControlling, pi.Tag, name)
+	if el == nil {
+		return cfg.secure(ctx, raw, RoleControlling, pi.Tag, name)
+	}
+	return cfg.finishEarly(ctx, raw, el)
 }
 
 // noDirectPath is the error for a pair DirectPossible rules out, else nil.

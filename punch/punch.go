@@ -14,6 +14,7 @@ type rawConn struct {
 	local, remote netip.AddrPort
 	dialed        bool
 	method        Method
+	earlySent     int // bytes of Session.early written behind the nomination
 }
 
 // Punch is NewEndpoint + Endpoint.Punch + Close for a single punch. Every

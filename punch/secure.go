@@ -218,3 +218,62 @@ func (c *Conn) Delivery() Delivery {
 	}
 	return c.link.Delivery()
 }
+
+// earlyLink is the controlling side's handshake, started before the punch
+// so that its first flight rides behind the nominating hello.
+type earlyLink struct {
+	ec     *earlyConn
+	cancel context.CancelFunc
+	done   chan struct{}
+	sl     *seclink.Conn
+	err    error
+}
+
+// startEarly begins the controlling side's handshake on an earlyConn. It
+// returns nil for WithInsecure, which has no handshake.
+func (c *config) startEarly(ctx context.Context, tag [16]byte, label string) *earlyLink {
+	if c.auth.mode != AuthSecret && c.auth.mode != AuthCode {
+		return nil
+	}
+	auth := seclink.CodeAuth(c.auth.code)
+	if c.auth.mode == AuthSecret {
+		auth = seclink.SecretAuth(c.auth.secret, label)
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	el := &earlyLink{ec: newEarlyConn(), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(el.done)
+		el.sl, el.err = seclink.Handshake(hctx, el.ec, seclink.RoleControlling, seclink.SessionTag(tag), auth, seclink.WithLogger(c.logger))
+	}()
+	return el
+}
+
+// abort ends the handshake of a punch that failed.
+func (el *earlyLink) abort(err error) {
+	el.ec.fail(err)
+	el.cancel()
+	<-el.done
+}
+
+// finishEarly hands the punched connection to the handshake started by
+// startEarly and waits for it, for at most the handshake timeout.
+func (c *config) finishEarly(ctx context.Context, raw *Conn, el *earlyLink) (*Conn, error) {
+	start := time.Now()
+	if err := el.ec.attach(raw.tcp, raw.earlySent); err != nil {
+		el.abort(err)
+		abort(raw.tcp)
+		return nil, fmt.Errorf("punch: securing the connection to %v: %w", raw.info.Remote, err)
+	}
+	timer := time.AfterFunc(c.handshake, el.cancel)
+	<-el.done
+	timer.Stop()
+	el.cancel()
+	if el.err != nil {
+		abort(raw.tcp)
+		return nil, fmt.Errorf("punch: securing the connection to %v: %w", raw.info.Remote, el.err)
+	}
+	out := &Conn{tcp: raw.tcp, info: raw.info, link: confirm.New(el.sl)}
+	out.info.Auth = c.auth.mode
+	out.info.Handshake = time.Since(start)
+	return out, nil
+}

@@ -42,6 +42,13 @@ type Session struct {
 	// is us, not the peer: two processes on one host given the same local
 	// port get the same mapping. Such candidates are never dialed.
 	Self []netip.AddrPort
+
+	// early, on the controlling side, gives bytes to send right behind
+	// the nominating hello or NOMINATE byte, in the same write: the secure
+	// link's first flight (secure.go), so it costs no round trip of its
+	// own. They are the application's first bytes on that connection; the
+	// controlled side reads exact lengths and leaves them in the stream.
+	early func() []byte
 }
 
 // unmap normalises IPv4-mapped IPv6 addresses, which a dual-stack socket
@@ -69,8 +76,9 @@ type session struct {
 	inflight     int  // accepted connections being verified
 	selfConnects int
 	peerRejected bool
-	nominee      *rawConn   // controlling: the connection our nomination went to
-	spares       []*rawConn // controlling: verified, kept in case the nominee fails
+	early        func() []byte // Session.early
+	nominee      *rawConn      // controlling: the connection our nomination went to
+	spares       []*rawConn    // controlling: verified, kept in case the nominee fails
 	winner       *rawConn
 	wonAt        time.Time
 	won          chan struct{} // closed when winner is set
@@ -99,6 +107,7 @@ func (e *Endpoint) newSession(s Session, start time.Time) *session {
 		cands:     make(map[netip.AddrPort]*candidate),
 		won:       make(chan struct{}),
 		exhausted: make(chan struct{}),
+		early:     s.early,
 	}
 	for _, a := range s.Candidates {
 		a = unmap(a)

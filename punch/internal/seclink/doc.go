@@ -68,6 +68,10 @@
 // package signs its challenges (rendezvous.WithOwnerKey). Its HKDF info
 // differs from the link's, so owner signatures tell nothing about K_auth.
 //
+// Handshake works over any net.Conn: punch runs the controlling side's
+// over a buffering conn before the punch has picked a connection, so the
+// first flight goes out behind the nominating hello.
+//
 // When not to use it: for anything but a tcpunch peer (it has no CA trust
 // and no host names); over a link that already has its own authentication.
 package seclink
