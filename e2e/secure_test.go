@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,6 +207,50 @@ func TestSecureLab(t *testing.T) {
 				r := parseReport(t, d.stderr.String())
 				t.Logf("%s %s: %s in %.1f ms, handshake %.1f ms", sc.Name, mode, r.Method, r.ElapsedMS, r.HandshakeMS)
 			})
+		}
+	}
+}
+
+// killAfter is a stdout that kills its process once n bytes arrived.
+type killAfter struct {
+	mu   sync.Mutex
+	n    int
+	got  int
+	kill func()
+}
+
+func (k *killAfter) Write(p []byte) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.got += len(p)
+	if k.got >= k.n && k.kill != nil {
+		k.kill()
+		k.kill = nil
+	}
+	return len(p), nil
+}
+
+// TestLostDataIsNotSuccess: the listener is killed (SIGKILL) halfway
+// through what the dialer sends; the dialer exits 5 with one line saying
+// how much was sent and acknowledged, in the secret and --insecure modes.
+func TestLostDataIsNotSuccess(t *testing.T) {
+	t.Parallel()
+	for _, extra := range [][]string{nil, {"--insecure"}} {
+		rv, _ := serve(t, nil, "127.0.0.1:0")
+		out := &killAfter{n: 8 << 20}
+		l := start(t, nil, nil, out, append(append([]string{"listen", "-r", rv}, extra...), "lossy")...)
+		out.mu.Lock()
+		out.kill = func() { l.cmd.Process.Kill() }
+		out.mu.Unlock()
+		l.waitReady(30 * time.Second)
+		d := start(t, nil, stream(41, 256<<20), io.Discard, append(append([]string{"dial", "-r", rv}, extra...), "lossy")...)
+		if c := d.wait(60 * time.Second); c != 5 {
+			t.Fatalf("%v: dialer after the listener died: exit %d, want 5:\n%s", extra, c, d.stderr.String())
+		}
+		last := lastLine(d.stderr.String())
+		t.Logf("%v: %s", extra, last)
+		if !strings.Contains(last, "transfer incomplete: sent") {
+			t.Errorf("%v: last line %q lacks the counts", extra, last)
 		}
 	}
 }
