@@ -2,6 +2,7 @@ package punch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -25,8 +26,12 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	}
 	defer ep.Close()
 
+	// The listener may refuse us (busy) after the server answered: the
+	// punch then ends at once with the listener's reason.
+	ctx, cancelPunch := context.WithCancelCause(ctx)
+	defer cancelPunch(nil)
 	pi, ctl, err := rendezvous.Connect(ctx, rendezvousAddr, ep.Addr(), name, hostCandidates(ep.Addr(), rendezvousAddr),
-		rendezvous.WithLogger(cfg.logger))
+		rendezvous.WithLogger(cfg.logger), rendezvous.WithPeerRefused(func(err error) { cancelPunch(err) }))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
 	}
@@ -35,7 +40,12 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	defer ctl.Close()
 	ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
 		Candidates: pi.Candidates, Observed: pi.Observed})
-	return ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}})
+	c, err := ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
+		policy: policyFor(rendezvousAddr, pi.Observed, pi.Candidates)})
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, rendezvous.ErrPeerRefused) {
+		return nil, fmt.Errorf("%w: %w", ErrRendezvous, cause)
+	}
+	return c, err
 }
 
 func describePeer(pi rendezvous.PeerInfo) string {

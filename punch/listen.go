@@ -24,6 +24,9 @@ type Listener struct {
 
 	mu  sync.Mutex
 	err error // why the listener stopped, once it has
+
+	rendezvous string
+	active     int // punches running, against cfg.maxPunches
 }
 
 // Listen registers name at the rendezvous server at rendezvousAddr and
@@ -40,13 +43,13 @@ func Listen(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*
 		return nil, err
 	}
 	reg, err := rendezvous.Register(ctx, rendezvousAddr, ep.Addr(), name, hostCandidates(ep.Addr(), rendezvousAddr),
-		rendezvous.WithLogger(cfg.logger))
+		rendezvous.WithLogger(cfg.logger), rendezvous.WithSessionCancelled(ep.cancelSession))
 	if err != nil {
 		ep.Close()
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
 	}
 	ep.emit(Event{Kind: EventRegistered, Addr: reg.Observed(), Detail: name})
-	l := &Listener{ep: ep, reg: reg, cfg: cfg, conns: make(chan *Conn)}
+	l := &Listener{ep: ep, reg: reg, cfg: cfg, conns: make(chan *Conn), rendezvous: rendezvousAddr}
 	l.ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	l.wg.Add(1)
 	go l.serve()
@@ -63,12 +66,17 @@ func (l *Listener) serve() {
 		}
 		l.ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
 			Candidates: pi.Candidates, Observed: pi.Observed})
+		if !l.admit(pi) { // budget.go: refused through the server, not queued
+			continue
+		}
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
+			defer l.done()
 			ctx, cancel := context.WithTimeout(l.ctx, l.cfg.punchTimeout)
 			defer cancel()
-			c, err := l.ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlled, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}})
+			c, err := l.ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlled, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
+				policy: policyFor(l.rendezvous, pi.Observed, pi.Candidates)})
 			if err != nil {
 				l.ep.emit(Event{Kind: EventFailed, Addr: pi.Candidates[0], Err: err})
 				return

@@ -38,6 +38,11 @@ type config struct {
 	localAddr      netip.AddrPort // for Listen and Dial; NewEndpoint takes its address as an argument
 	punchTimeout   time.Duration  // for Listen: bounds each punch to a dialer
 
+	// Bounds on the work untrusted dialers can cause (budget.go).
+	synRate         int // SYNs per second per punch
+	endpointSYNRate int // SYNs per second per Endpoint
+	maxPunches      int // concurrent punches per Listener
+
 	// Testing hooks, set only by this package's tests.
 	noListen bool // never listen: forces the dial-only (simultaneous-open) path
 	dialSelf bool // dial candidates equal to our own endpoint, to exercise the post-connect guard
@@ -52,6 +57,10 @@ func newConfig(opts []Option) config {
 		keepAlive:      defaultKeepAlive,
 		verifyTimeout:  defaultVerifyTimeout,
 		punchTimeout:   defaultPunchTimeout,
+
+		synRate:         defaultSYNsPerSecond,
+		endpointSYNRate: defaultEndpointSYNsPerSecond,
+		maxPunches:      defaultMaxPunches,
 	}
 	for _, o := range opts {
 		if o != nil {

@@ -36,6 +36,12 @@ type session struct {
 	won          chan struct{} // closed when winner is set
 	exhausted    chan struct{} // closed when no candidate and no accepted connection is left
 	exhaustedSet bool
+
+	// cancel.go and budget.go
+	stop      context.CancelFunc // ends the punch
+	peerLeft  bool               // the rendezvous said the peer left
+	verifying int                // hello exchanges in progress
+	syns      *synBucket
 }
 
 // candidate is one remote endpoint of the session and how dialing it goes.
@@ -86,9 +92,12 @@ func (e *Endpoint) Punch(ctx context.Context, s Session) (*Conn, error) {
 	defer cancel()
 	stopOnClose := context.AfterFunc(e.ctx, cancel)
 	defer stopOnClose()
-	p.ctx = pctx // before register: accepted connections may be adopted at once
+	p.ctx, p.stop = pctx, cancel // before register: accepted connections may be adopted at once
 	if err := e.register(p); err != nil {
 		return nil, err
+	}
+	if p.hasPeerLeft() { // cancelled before it began (cancel.go)
+		cancel()
 	}
 
 	for _, c := range p.order {
@@ -132,8 +141,9 @@ func (e *Endpoint) newSession(s Session, start time.Time) *session {
 		cands:     make(map[netip.AddrPort]*candidate),
 		won:       make(chan struct{}),
 		exhausted: make(chan struct{}),
+		syns:      newSYNBucket(e.cfg.synRate),
 	}
-	for _, a := range s.Candidates {
+	for i, a := range s.Candidates {
 		a = unmap(a)
 		if _, dup := p.cands[a]; dup {
 			continue
@@ -142,6 +152,8 @@ func (e *Endpoint) newSession(s Session, start time.Time) *session {
 		p.cands[a] = c
 		p.order = append(p.order, c)
 		switch {
+		case s.policy.check(a, i) != nil: // candpolicy.go
+			c.dropped, c.err = true, fmt.Errorf("candidate %v: %w", a, errPolicy)
 		case e.usable(a) != nil:
 			c.dropped, c.err = true, fmt.Errorf("candidate %v: %w", a, e.usable(a))
 		case (e.isSelf(a) || slices.Contains(s.Self, a)) && !e.cfg.dialSelf:
@@ -235,6 +247,8 @@ func (p *session) failure(cause error) *Error {
 		e.Kind = ErrNoCandidates
 	case p.live == 0 && allSelf:
 		e.Kind = ErrOnlySelfConnects
+	case p.peerLeft: // cancel.go
+		e.Kind = ErrPeerLeft
 	case p.peerRejected:
 		e.Kind = ErrPeerRejected
 	case p.live == 0:

@@ -70,6 +70,11 @@ type Session struct {
 	// is us, not the peer: two processes on one host given the same local
 	// port get the same mapping. Such candidates are never dialed.
 	Self []netip.AddrPort
+
+	// policy, set by Listen and Dial, withholds candidates the rendezvous
+	// should not have handed out (candpolicy.go). Endpoint.Punch callers
+	// choose their candidates themselves.
+	policy *candPolicy
 }
 
 // unmap normalises IPv4-mapped IPv6 addresses, which a dual-stack socket

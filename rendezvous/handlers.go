@@ -42,7 +42,13 @@ func (c *peerConn) handle(msg *message, unknown []stun.AttrType) {
 		// A Binding indication is a STUN keepalive: nothing to do. Other
 		// indications are the server's own; a client has no business
 		// sending them.
-		if msg.Type.Method != stun.MethodBinding {
+		switch msg.Type.Method {
+		case stun.MethodBinding:
+		case methodRefuse: // cancel.go
+			if c.isListener() {
+				c.refused(msg)
+			}
+		default:
 			c.log.Debug("indication ignored", "type", msg.Type.String())
 		}
 	}
@@ -76,7 +82,7 @@ func (c *peerConn) checkFirst(req *message) (cands []netip.AddrPort, ok bool) {
 
 func (c *peerConn) register(req *message) {
 	cands, ok := c.checkFirst(req)
-	if !ok {
+	if !ok || !c.allowRegister(req) { // ratelimit.go
 		return
 	}
 	if c.s.isClosing() {
@@ -104,7 +110,7 @@ func (c *peerConn) register(req *message) {
 
 func (c *peerConn) connect(req *message) {
 	cands, ok := c.checkFirst(req)
-	if !ok {
+	if !ok || !c.allowConnect(req) { // ratelimit.go
 		return
 	}
 	c.mu.Lock()
@@ -136,4 +142,10 @@ func (s *Server) checkCandidates(in []netip.AddrPort) ([]netip.AddrPort, error) 
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+func (c *peerConn) isListener() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.role == roleControlled
 }
