@@ -190,6 +190,7 @@ EXAMPLES:
 				Usage: "proxy every connection to the local service at `HOST:PORT`"},
 			&cli.StringFlag{Name: "exec", EnvVars: envs("exec"),
 				Usage: "run `CMD` (via /bin/sh -c) for every connection, as its stdin/stdout"},
+			maxPunchesFlag(), // flags_hardening.go
 		),
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
@@ -197,7 +198,9 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			return command.Listen(c.Context, peerConfig(c), name,
+			peer := peerConfig(c)
+			peer.Extra = maxPunchesOption(c) // flags_hardening.go
+			return command.Listen(c.Context, peer, name,
 				command.ListenMode{Forward: c.String("forward"), Exec: c.String("exec")})
 		},
 	}
@@ -313,7 +316,7 @@ EXAMPLES:
    tcpunch serve
    tcpunch serve --listen [::]:3478 --log-format json
 `,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Value: ":3478", EnvVars: envs("listen"),
 				Usage: "`ADDR` to listen on"},
 			&cli.DurationFlag{Name: "grace", Value: 5 * time.Second, EnvVars: envs("grace"),
@@ -334,14 +337,18 @@ EXAMPLES:
 				Usage: "how often the server pings connected peers, listeners and dialers (keeps NAT mappings alive, finds dead peers)"},
 			logFormatFlag(),
 			verboseFlag(),
-		},
+		}, serveLimitFlags()...), // flags_hardening.go
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
 			logger, err := newLogger(c, os.Stderr)
 			if err != nil {
 				return err
 			}
-			err = command.Serve(c.Context, c.String("listen"), logger, c.Duration("grace"),
+			limits, err := serveLimitOptions(c) // flags_hardening.go
+			if err != nil {
+				return err
+			}
+			err = command.Serve(c.Context, c.String("listen"), logger, c.Duration("grace"), append(limits,
 				rendezvous.WithMaxConns(c.Int("max-conns")),
 				rendezvous.WithMaxConnsPerIP(c.Int("max-conns-per-ip")),
 				rendezvous.WithMaxMessageSize(c.Int("max-message-size")),
@@ -349,7 +356,7 @@ EXAMPLES:
 				rendezvous.WithReadTimeout(c.Duration("read-timeout")),
 				rendezvous.WithIdleTimeout(c.Duration("idle-timeout")),
 				rendezvous.WithKeepAlive(c.Duration("keepalive")),
-			)
+			)...)
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}

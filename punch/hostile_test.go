@@ -235,7 +235,10 @@ func TestSYNBudget(t *testing.T) {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); e.Punch(pctx, Session{Role: RoleControlling, Tag: newTag(t), Candidates: cands}) }()
+	go func() {
+		defer wg.Done()
+		e.Punch(pctx, Session{Role: RoleControlling, Tag: newTag(t), Candidates: cands})
+	}()
 	wg.Wait()
 	syns := 0
 	log.mu.Lock()

@@ -20,6 +20,7 @@ type Peer struct {
 	Stdout     io.Writer
 	Stderr     io.Writer
 	Logger     *slog.Logger
+	Extra      []punch.Option // more engine options (e.g. punch.WithMaxPunches for listen)
 }
 
 func (p *Peer) check(name string) error {
@@ -48,6 +49,7 @@ func (p *Peer) options(prog *progress) []punch.Option {
 	if p.Logger != nil {
 		opts = append(opts, punch.WithLogger(p.Logger))
 	}
+	opts = append(opts, p.Extra...)
 	if p.Port != 0 {
 		opts = append(opts, punch.WithLocalAddr(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(p.Port))))
 	}
