@@ -30,7 +30,8 @@ const exitCodesHelp = `EXIT CODES:
    1    failure (I/O, a local --port another program holds, a --exec child that failed, ...)
    2    usage: bad flags or arguments
    3    no direct path: the punch timed out or the peer refused verification
-   4    rendezvous: server unreachable (after retrying for --timeout), unknown name, or name taken
+   4    rendezvous: server unreachable (after retrying for --timeout), unknown name, name taken, or listener busy
+   5    incomplete: the peer reset, died or cut the stream; the line says how many bytes were sent and acknowledged
    130  interrupted (SIGINT/SIGTERM) while punching or piping
 `
 

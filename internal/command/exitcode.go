@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tcpunch/tcpunch/internal/relay"
 	"github.com/tcpunch/tcpunch/punch"
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
@@ -16,6 +17,7 @@ const (
 	ExitUsage       = 2   // bad flags or arguments
 	ExitNoPath      = 3   // no direct path: the punch timed out or the peer refused verification
 	ExitRendezvous  = 4   // the rendezvous server: unreachable, unknown name, name taken
+	ExitIncomplete  = 5   // the peer reset, died or cut the stream: data may be lost (the line says how many bytes were sent and acknowledged)
 	ExitInterrupted = 130 // a one-shot command interrupted by SIGINT/SIGTERM
 )
 
@@ -42,6 +44,8 @@ func ExitCode(err error) int {
 		return ExitOK
 	case errors.As(err, &e):
 		return e.Code
+	case errors.Is(err, relay.ErrIncomplete):
+		return ExitIncomplete
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
 	case errors.Is(err, punch.ErrTimeout), errors.Is(err, punch.ErrPeerRejected),
