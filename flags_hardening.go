@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -54,8 +55,8 @@ func serveLimitOptions(c *cli.Context) ([]rendezvous.ServerOption, error) {
 	v4, v6, ok := strings.Cut(c.String("source-prefix"), ",")
 	b4, err4 := strconv.Atoi(strings.TrimSpace(v4))
 	b6, err6 := strconv.Atoi(strings.TrimSpace(v6))
-	if !ok || err4 != nil || err6 != nil {
-		return nil, &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("--source-prefix %q: want V4,V6 prefix lengths, e.g. 32,64", c.String("source-prefix"))}
+	if !ok || err4 != nil || err6 != nil || b4 < 0 || b4 > 32 || b6 < 0 || b6 > 128 {
+		return nil, &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("--source-prefix %q: want V4,V6 prefix lengths (0-32, 0-128), e.g. 32,64", c.String("source-prefix"))}
 	}
 	return append(opts, rendezvous.WithSourcePrefix(b4, b6)), nil
 }
@@ -65,7 +66,7 @@ func serveLimitOptions(c *cli.Context) ([]rendezvous.ServerOption, error) {
 func parseRate(s string) (float64, int, error) {
 	rs, bs, hasBurst := strings.Cut(strings.TrimSuffix(strings.TrimSpace(s), "/s"), ":")
 	r, err := strconv.ParseFloat(strings.TrimSuffix(rs, "/s"), 64)
-	if err != nil || r < 0 {
+	if err != nil || r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
 		return 0, 0, fmt.Errorf("%q: want RATE:BURST, e.g. 10:20 (0 = no limit)", s)
 	}
 	burst := max(int(r), 1)
@@ -82,6 +83,9 @@ func maxPunchesFlag() cli.Flag {
 		Usage: "punches run at once for different dialers; more dialers are refused at once (they see 'listener busy')"}
 }
 
-func maxPunchesOption(c *cli.Context) []punch.Option {
-	return []punch.Option{punch.WithMaxPunches(c.Int("max-punches"))}
+func maxPunchesOption(c *cli.Context) ([]punch.Option, error) {
+	if n := c.Int("max-punches"); n < 1 {
+		return nil, &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("--max-punches %d: must be at least 1", n)}
+	}
+	return []punch.Option{punch.WithMaxPunches(c.Int("max-punches"))}, nil
 }

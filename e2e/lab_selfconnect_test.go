@@ -4,12 +4,15 @@ package e2e_test
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
 	"testing"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/vishvananda/netlink"
+
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
 // TestLabSelfConnectSamePort is the self-connect seen in the wild: two peers
@@ -22,23 +25,23 @@ import (
 // one local ip:port, two control connections to a single server address
 // would share a 4-tuple.
 func TestLabSelfConnectSamePort(t *testing.T) {
-	lab.Require(t)
+	natlab.Require(t)
 	t.Parallel()
 	for _, where := range []string{"behind-drop-nat", "public-host"} {
 		t.Run(where, func(t *testing.T) {
 			t.Parallel()
 			ctx := testContext(t, time.Minute)
-			l, err := lab.New(ctx)
+			l, err := natlab.New(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			closeWithTest(t, l)
-			var h *lab.Host
+			var h *natlab.Host
 			if where == "public-host" {
 				h, err = l.AddPublicHost(ctx, "host")
 			} else {
-				var r *lab.Router
-				if r, err = l.AddRouter(ctx, "nat", lab.NATDrop); err == nil {
+				var r *natlab.Router
+				if r, err = l.AddRouter(ctx, "nat", natlab.NATDrop); err == nil {
 					h, err = l.AddPeer(ctx, "host", r)
 				}
 			}
@@ -50,8 +53,16 @@ func TestLabSelfConnectSamePort(t *testing.T) {
 			}
 			rdv := l.Rendezvous()
 			second := netip.MustParseAddr("203.0.113.3") // below the lab's first handed-out host octet
-			if out, err := rdv.Command(ctx, "ip", "addr", "add", second.String()+"/24", "dev", rdv.Link()).CombinedOutput(); err != nil {
-				t.Fatalf("adding %v to the rendezvous host: %v: %s", second, err, out)
+			if err := rdv.Do(func() error {
+				// netlink's package-level calls open their socket on the
+				// calling thread, which Do has switched into the namespace.
+				link, err := netlink.LinkByName(rdv.Link())
+				if err != nil {
+					return err
+				}
+				return netlink.AddrAdd(link, &netlink.Addr{IPNet: &net.IPNet{IP: second.AsSlice(), Mask: net.CIDRMask(24, 32)}})
+			}); err != nil {
+				t.Fatalf("adding %v to the rendezvous host: %v", second, err)
 			}
 			serve(t, in(rdv), fmt.Sprintf("0.0.0.0:%d", rdvPort))
 			rv1 := netip.AddrPortFrom(rdv.Addr(), rdvPort).String()

@@ -90,28 +90,29 @@ func (p *session) waitSYN(ctx context.Context) bool {
 // WithMaxSYNRate caps the SYNs one punch sends per second (default 50) and
 // those of all punches of one Endpoint together (default 400). Kernel
 // retransmissions of a SYN are not counted: they come at most once per
-// attempt timeout. Zero or negative keeps the default.
+// attempt timeout. Both must be positive.
 func WithMaxSYNRate(perPunch, perEndpoint int) Option {
 	return func(c *config) {
-		if perPunch > 0 {
-			c.synRate = perPunch
+		if perPunch < 1 || perEndpoint < 1 {
+			c.invalid("WithMaxSYNRate(%d, %d): both rates must be positive", perPunch, perEndpoint)
+			return
 		}
-		if perEndpoint > 0 {
-			c.endpointSYNRate = perEndpoint
-		}
+		c.synRate, c.endpointSYNRate = perPunch, perEndpoint
 	}
 }
 
 // WithMaxPunches caps the punches a [Listener] runs at once (default 8).
 // A dialer beyond it is refused at once through the rendezvous (the
 // dialer's punch fails with rendezvous.ErrPeerRefused, code 503), not
-// queued: a flood of Connects must not buy unbounded work. n <= 0 keeps
-// the default.
+// queued: a flood of Connects must not buy unbounded work. n must be at
+// least 1.
 func WithMaxPunches(n int) Option {
 	return func(c *config) {
-		if n > 0 {
-			c.maxPunches = n
+		if n < 1 {
+			c.invalid("WithMaxPunches(%d): must be at least 1", n)
+			return
 		}
+		c.maxPunches = n
 	}
 }
 

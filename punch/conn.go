@@ -2,12 +2,14 @@ package punch
 
 import (
 	"context"
-	"github.com/tcpunch/tcpunch/sockopt"
+	"fmt"
 	"maps"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/tcpunch/tcpunch/sockopt"
 )
 
 // Conn is a punched, verified connection. It embeds *net.TCPConn, so
@@ -16,6 +18,39 @@ import (
 type Conn struct {
 	*net.TCPConn
 	info Info
+}
+
+// Method is how the kernel made the punched connection, from our side.
+type Method uint8
+
+const (
+	MethodSimultaneousOpen Method = iota + 1 // both peers dialed; the SYNs crossed
+	MethodAccept                             // we accepted the peer's SYN
+	MethodConnect                            // we dialed and the peer accepted
+)
+
+func (m Method) String() string {
+	switch m {
+	case MethodSimultaneousOpen:
+		return "simultaneous-open"
+	case MethodAccept:
+		return "accept"
+	case MethodConnect:
+		return "connect"
+	}
+	return fmt.Sprintf("Method(%d)", uint8(m))
+}
+
+// methodOf derives the Method from who dialed on each side.
+func methodOf(weDialed, peerDialed bool) Method {
+	switch {
+	case weDialed && peerDialed:
+		return MethodSimultaneousOpen
+	case weDialed:
+		return MethodConnect
+	default:
+		return MethodAccept
+	}
 }
 
 // Info describes how a Conn was punched.

@@ -19,7 +19,10 @@ import (
 // rendezvous.ErrUnknownName when nobody holds name); punch failures are
 // *[Error].
 func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Conn, error) {
-	cfg := newConfig(opts)
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	ep, err := NewEndpoint(ctx, cfg.localAddr, opts...)
 	if err != nil {
 		return nil, err
@@ -27,11 +30,12 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	defer ep.Close()
 
 	// The listener may refuse us (busy) after the server answered: the
-	// punch then ends at once with the listener's reason.
+	// punch then ends at once with the listener's reason. The engine's own
+	// hook goes last, so no caller's option displaces it.
 	ctx, cancelPunch := context.WithCancelCause(ctx)
 	defer cancelPunch(nil)
-	pi, ctl, err := rendezvous.Connect(ctx, rendezvousAddr, ep.Addr(), name, hostCandidates(ep.Addr(), rendezvousAddr),
-		rendezvous.WithLogger(cfg.logger), rendezvous.WithPeerRefused(func(err error) { cancelPunch(err) }))
+	pi, ctl, err := rendezvous.Connect(ctx, rendezvousAddr, ep.Addr(), name, ep.hostCandidates(rendezvousAddr),
+		append(cfg.rendezvousOptions(), rendezvous.WithPeerRefused(func(err error) { cancelPunch(err) }))...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
 	}

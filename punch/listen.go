@@ -37,13 +37,16 @@ type Listener struct {
 // registration, which retries a server that cannot be reached until ctx
 // ends; Close ends the listener.
 func Listen(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Listener, error) {
-	cfg := newConfig(opts)
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	ep, err := NewEndpoint(ctx, cfg.localAddr, opts...)
 	if err != nil {
 		return nil, err
 	}
-	reg, err := rendezvous.Register(ctx, rendezvousAddr, ep.Addr(), name, hostCandidates(ep.Addr(), rendezvousAddr),
-		rendezvous.WithLogger(cfg.logger), rendezvous.WithSessionCancelled(ep.cancelSession))
+	reg, err := rendezvous.Register(ctx, rendezvousAddr, ep.Addr(), name, ep.hostCandidates(rendezvousAddr),
+		append(cfg.rendezvousOptions(), rendezvous.WithSessionCancelled(ep.cancelSession))...)
 	if err != nil {
 		ep.Close()
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)

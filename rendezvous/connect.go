@@ -30,6 +30,9 @@ func Connect(ctx context.Context, server string, local netip.AddrPort, name stri
 	if err := checkWireName(name); err != nil {
 		return PeerInfo{}, nil, err
 	}
+	if err := cfg.checkOwnerName(name); err != nil {
+		return PeerInfo{}, nil, fmt.Errorf("rendezvous: connect to %q via %s: %w", name, server, err)
+	}
 	type connected struct {
 		pi PeerInfo
 		c  *controlConn
@@ -40,7 +43,7 @@ func Connect(ctx context.Context, server string, local netip.AddrPort, name stri
 			return connected{}, err
 		}
 		req := &message{Type: stun.NewType(methodConnect, stun.ClassRequest), TxID: newTxID(), Name: name, Candidates: candidates}
-		resp, err := c.roundTrip(ctx, req)
+		resp, err := c.request(ctx, req)
 		if err == nil {
 			var pi PeerInfo
 			if pi, err = peerInfoFrom(resp, roleControlling); err == nil {

@@ -20,9 +20,12 @@
 //   - relaying data: the server only introduces peers and never carries
 //     their traffic; when a direct connection is impossible (symmetric NATs)
 //     use a relay such as TURN;
-//   - authentication: anyone reaching the server can register a free name
-//     or connect to a registered one. Authenticate the punched connection
-//     end to end, and run a private server for private names;
+//   - authenticating the peer: the server checks who may use a name, not
+//     what arrives on the punched connection. A protected name ("pk-" and
+//     the hash of an Ed25519 key, see [ProtectedName] and [WithOwnerKey])
+//     can only be registered or connected to by a holder of the key; any
+//     other name is open to whoever reaches the server first. Either way,
+//     authenticate the punched connection end to end;
 //   - UDP: it is TCP only.
 //
 // # Options
@@ -49,4 +52,8 @@
 //	WithKernelRTT(bool)          -                             -
 //	WithBackoff(min, max)        error (min > 0, max >= min)   error
 //	WithRequestTimeout(d)        error                         error
+//	WithOwnerKey(nil)            nil means no key              - (not 64 bytes: error)
+//	WithRegisterRate(r, b) etc.  r 0: no limit; b 0: error     error (NaN, ±Inf: error)
+//	WithSourcePrefix(v4, v6)     /0: one source for all        error (> 32, > 128: error)
+//	WithMaxRateEntries(n)        error                         error
 package rendezvous

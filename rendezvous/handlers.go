@@ -82,17 +82,25 @@ func (c *peerConn) checkFirst(req *message) (cands []netip.AddrPort, ok bool) {
 
 func (c *peerConn) register(req *message) {
 	cands, ok := c.checkFirst(req)
-	if !ok || !c.allowRegister(req) { // ratelimit.go
+	// The rate limit comes before the owner check: a challenge (401 and a
+	// fresh nonce) is work too, and costs a token like any Register.
+	if !ok || !c.allowRegister(req) || !c.checkOwner(req) { // ratelimit.go, ownerproof.go
 		return
 	}
 	if c.s.isClosing() {
 		_ = c.send(errorResponse(req, CodeShuttingDown, "server shutting down"))
 		return
 	}
-	if !c.s.reg.claim(req.Name, c) {
+	old, resume, ok := c.s.reg.claimResumable(req, c)
+	if !ok {
 		c.log.Info("registration refused: name taken", "name", req.Name)
 		_ = c.send(errorResponse(req, CodeNameTaken, fmt.Sprintf("name %q is held by another listener", req.Name)))
 		return
+	}
+	if old != nil {
+		c.log.Info("name resumed: closing the listener's stale connection", "name", req.Name, "stale", old.remote.String())
+		old.goodbye(CodeNameTaken, "name resumed by a newer connection of its listener")
+		old.close()
 	}
 	c.mu.Lock()
 	c.role, c.name, c.cands = roleControlled, req.Name, cands
@@ -104,13 +112,13 @@ func (c *peerConn) register(req *message) {
 	default:
 	}
 	c.log.Info("registered", "name", req.Name, "candidates", len(cands))
-	_ = c.send(&message{Type: stun.NewType(methodRegister, stun.ClassSuccessResponse), TxID: req.TxID, Mapped: c.remote, Name: req.Name})
+	_ = c.send(&message{Type: stun.NewType(methodRegister, stun.ClassSuccessResponse), TxID: req.TxID, Mapped: c.remote, Name: req.Name, Resume: resume, HasResume: true})
 	c.startKeepAlive()
 }
 
 func (c *peerConn) connect(req *message) {
 	cands, ok := c.checkFirst(req)
-	if !ok || !c.allowConnect(req) { // ratelimit.go
+	if !ok || !c.allowConnect(req) || !c.checkOwner(req) { // ratelimit.go, ownerproof.go
 		return
 	}
 	c.mu.Lock()

@@ -31,6 +31,12 @@ type message struct {
 	HasTiming  bool
 	Software   string
 	Fingerprnt bool // FINGERPRINT present (and valid)
+
+	// Owner proofs and resumption (ownerproof.go).
+	Nonce      []byte           // NONCE, in a 401
+	OwnerProof []byte           // OWNER-PROOF: public key || signature
+	Resume     [resumeSize]byte // RESUME-TOKEN
+	HasResume  bool
 }
 
 var errMalformed = errors.New("malformed message")
@@ -85,6 +91,7 @@ func (msg *message) encode(m *stun.Message) error {
 		v := binary.BigEndian.AppendUint32(scratch[:0], durMicros(msg.RTT))
 		m.Add(attrTiming, binary.BigEndian.AppendUint32(v, durMicros(msg.Delay)))
 	}
+	msg.encodeOwnerAttrs(m)
 	if msg.Software != "" {
 		m.Add(stun.AttrSoftware, []byte(msg.Software))
 	}
@@ -194,6 +201,8 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 				msg.RTT = time.Duration(binary.BigEndian.Uint32(a.Value)) * time.Microsecond
 				msg.Delay = time.Duration(binary.BigEndian.Uint32(a.Value[4:])) * time.Microsecond
 			}
+		case attrNonce, attrOwnerProof, attrResume:
+			err = msg.decodeOwnerAttr(a)
 		case stun.AttrSoftware:
 			if utf8.Valid(a.Value) {
 				msg.Software = string(a.Value)
@@ -234,5 +243,5 @@ func (msg *message) serverError() *ServerError {
 	if msg.Code == 0 {
 		return &ServerError{Code: CodeServerError, Reason: "error response without ERROR-CODE"}
 	}
-	return &ServerError{Code: msg.Code, Reason: msg.Reason}
+	return &ServerError{Code: msg.Code, Reason: msg.Reason, nonce: msg.Nonce}
 }

@@ -1,6 +1,7 @@
 package rendezvous
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -122,6 +123,7 @@ type clientConfig struct {
 	requestTimeout time.Duration
 	backoffMin     time.Duration
 	backoffMax     time.Duration
+	ownerKey       ed25519.PrivateKey // WithOwnerKey (ownerproof_client.go)
 
 	err error // the invalid options, reported by every call
 

@@ -96,6 +96,9 @@ var errDialerLeft = errors.New("the dialer left")
 func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 	log := s.log.With("name", req.Name, "dialer", d.remote.String())
 	l := s.reg.lookup(req.Name)
+	if d.auth.refused { // a refused owner proof: answered as an unknown name
+		l = nil
+	}
 	if l == nil {
 		if !d.allowUnknown(req) { // ratelimit.go
 			return

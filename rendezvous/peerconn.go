@@ -39,6 +39,8 @@ type peerConn struct {
 	tag     [tagSize]byte // a dialer's session, once its pairing sent (cancel.go)
 	hasTag  bool
 
+	auth ownerAuth // owner proofs and the resume token (ownerproof.go)
+
 	closed    chan struct{}
 	closeOnce sync.Once
 }

@@ -1,13 +1,16 @@
 package rendezvous
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // rateOption validates a rate and burst and stores them with set.
 func rateOption(call string, perSecond float64, burst int, set func(*serverConfig, rate)) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) {
 		switch {
-		case perSecond < 0 || perSecond != perSecond:
-			c.invalid(call, "the rate must be 0 (no limit) or positive")
+		case perSecond < 0 || math.IsNaN(perSecond) || math.IsInf(perSecond, 0):
+			c.invalid(call, "the rate must be 0 (no limit) or a positive number")
 		case perSecond > 0 && burst < 1:
 			c.invalid(call, "the burst must be at least 1")
 		default:

@@ -3,12 +3,10 @@ package rendezvous
 import "sync"
 
 // registry maps names to the listener connection holding each. A name is
-// held by one connection at a time and freed when that connection closes.
-//
-// Ownership is by connection only. Authenticated ownership (a key bound to
-// a name) would hook in at claim: the OWNER-PROOF attribute (0x7C05) is
-// reserved for it, and being comprehension-required, it makes today's
-// server refuse with 420 rather than silently ignore a proof.
+// held by one connection at a time and freed when that connection closes,
+// or handed to a newer connection presenting the holder's resume token
+// (claimResumable, ownerproof.go). Who may claim a protected name at all
+// is decided before, by the owner proof (peerConn.checkOwner).
 type registry struct {
 	mu    sync.Mutex
 	names map[string]*peerConn

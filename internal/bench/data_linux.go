@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
 const (
@@ -28,13 +28,13 @@ const (
 //
 // The four are alternated round by round; ratios are medians over rounds.
 func benchData(ctx context.Context, cfg Config) error {
-	if err := lab.Check().Err(); err != nil {
+	if err := natlab.Check().Err(); err != nil {
 		return err
 	}
 	if _, err := exec.LookPath("socat"); err != nil {
 		return fmt.Errorf("socat is not installed (apt-get install socat, or make bench as root): %w", err)
 	}
-	sc := lab.Scenario{Name: "drop×drop", A: lab.Side{NAT: lab.NATDrop}, B: lab.Side{NAT: lab.NATDrop}, Direct: true}
+	sc := natlab.Scenario{Name: "drop×drop", A: natlab.Side{NAT: natlab.NATDrop}, B: natlab.Side{NAT: natlab.NATDrop}, Direct: true}
 	pair, srv, err := labWithServer(ctx, cfg, sc)
 	if err != nil {
 		return err

@@ -14,9 +14,9 @@ import (
 const (
 	ExitOK          = 0   // done; for services, stopped by SIGINT/SIGTERM
 	ExitFailure     = 1   // anything else: I/O, a child that failed
-	ExitUsage       = 2   // bad flags or arguments
+	ExitUsage       = 2   // bad flags or arguments, an unknown command, a malformed --rendezvous
 	ExitNoPath      = 3   // no direct path: the punch timed out or the peer refused verification
-	ExitRendezvous  = 4   // the rendezvous server: unreachable, unknown name, name taken
+	ExitRendezvous  = 4   // the rendezvous server: unreachable, unknown name, name taken, listener busy, --port already connected to it
 	ExitIncomplete  = 5   // the peer reset, died or cut the stream: data may be lost (the line says how many bytes were sent and acknowledged)
 	ExitInterrupted = 130 // a one-shot command interrupted by SIGINT/SIGTERM
 )

@@ -63,7 +63,7 @@ func natHint(peer *punch.Event) string {
 func summarize(pe *punch.Error) string {
 	var parts []string
 	for _, c := range pe.Candidates {
-		part := fmt.Sprintf("%d attempts to %v", c.Attempts, c.Addr)
+		part := fmt.Sprintf("%s to %v", plural(c.Attempts, "attempt"), c.Addr)
 		if c.Err != nil {
 			part += " (last: " + rootCause(c.Err) + ")"
 		}
@@ -107,8 +107,9 @@ func (e *oneLine) Unwrap() error { return e.err }
 
 // explainRendezvous turns a failure to register or to find a name at the
 // rendezvous server into the one line the user reads, with what to try.
-// The full error stays wrapped for errors.Is and the exit code.
-func explainRendezvous(server, name string, timeout time.Duration, err error) error {
+// port is the --port given (0: the kernel picked one). The full error stays
+// wrapped for errors.Is and the exit code.
+func explainRendezvous(server, name string, port int, timeout time.Duration, err error) error {
 	var se *rendezvous.ServerError
 	var msg string
 	switch {
@@ -119,6 +120,13 @@ func explainRendezvous(server, name string, timeout time.Duration, err error) er
 		msg = fmt.Sprintf("%q is already registered at %s by another listener: stop that one or pick another name", name, server)
 	case errors.As(err, &se):
 		msg = fmt.Sprintf("the rendezvous server at %s refused %q: %s (code %d)", server, name, se.Reason, se.Code)
+	case port != 0 && (errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EADDRINUSE)):
+		// Connecting from a reused port fails this way only when that
+		// port already has a connection to the same server: the 4-tuple
+		// is taken.
+		msg = fmt.Sprintf("local port %d already has a connection to the rendezvous server at %s: "+
+			"another tcpunch on this host with the same --port (or one that just ended, whose connection the kernel still holds); "+
+			"give each its own --port, or 0 for any", port, server)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		msg = fmt.Sprintf("cannot reach the rendezvous server at %s: connection refused (retried for %v): is `tcpunch serve` running there, on that port?",
 			server, timeout)
@@ -131,6 +139,20 @@ func explainRendezvous(server, name string, timeout time.Duration, err error) er
 		return err
 	}
 	return &oneLine{msg: msg, err: err}
+}
+
+// explainInterrupted is the line for a punch to name that SIGINT or
+// SIGTERM cut short after elapsed (which may be far from --timeout). It
+// keeps err wrapped and exits 130.
+func explainInterrupted(name string, elapsed time.Duration, err error) error {
+	msg := fmt.Sprintf("interrupted after %v while punching to %q", elapsed.Round(100*time.Millisecond), name)
+	var pe *punch.Error
+	if errors.As(err, &pe) {
+		if tried := summarize(pe); tried != "" {
+			msg += ": " + tried
+		}
+	}
+	return &Error{Code: ExitInterrupted, Err: &oneLine{msg: msg, err: errors.Join(context.Canceled, err)}}
 }
 
 // explainLocal turns a failure to set up the local port into one line.

@@ -1,6 +1,6 @@
 //go:build linux
 
-package lab_test
+package natlab_test
 
 import (
 	"bufio"
@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -18,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 	"github.com/tcpunch/tcpunch/sockopt"
 
 	"github.com/tcpunch/tcpunch/internal/testnet"
@@ -27,8 +28,8 @@ import (
 // TestMain removes namespaces that earlier, killed test runs left behind
 // (Sweep only touches labs of processes that no longer exist).
 func TestMain(m *testing.M) {
-	if lab.Check().Err() == nil {
-		if err := lab.Sweep(context.Background()); err != nil {
+	if natlab.Check().Err() == nil {
+		if err := natlab.Sweep(context.Background()); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 		}
 	}
@@ -37,11 +38,11 @@ func TestMain(m *testing.M) {
 
 // newLab builds a lab for one test and closes it when the test ends, also
 // when it fails (t.Cleanup runs on FailNow's Goexit too).
-func newLab(t *testing.T) *lab.Lab {
+func newLab(t *testing.T) *natlab.Lab {
 	t.Helper()
-	lab.Require(t)
+	natlab.Require(t)
 	start := time.Now()
-	l, err := lab.New(t.Context())
+	l, err := natlab.New(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func must[T any](t *testing.T) func(T, error) T {
 
 // serveAddrEcho is the tiny rendezvous stand-in: it tells each client the
 // address it sees the client at ("ip:port\n"), then echoes what it reads.
-func serveAddrEcho(t *testing.T, h *lab.Host, network, addr string) net.Listener {
+func serveAddrEcho(t *testing.T, h *natlab.Host, network, addr string) net.Listener {
 	t.Helper()
 	ln := must[net.Listener](t)(h.Listen(t.Context(), network, addr))
 	testnet.Serve(t, ln, func(c net.Conn) {
@@ -80,7 +81,7 @@ func serveAddrEcho(t *testing.T, h *lab.Host, network, addr string) net.Listener
 
 // observe dials the address server from local inside h and returns the
 // address the server saw, with the conn (still usable as an echo).
-func observe(ctx context.Context, h *lab.Host, local netip.AddrPort, server string) (netip.AddrPort, net.Conn, error) {
+func observe(ctx context.Context, h *natlab.Host, local netip.AddrPort, server string) (netip.AddrPort, net.Conn, error) {
 	c, err := h.DialWith(ctx, sockopt.Dialer(local), "tcp", server)
 	if err != nil {
 		return netip.AddrPort{}, nil, err
@@ -104,17 +105,17 @@ func TestMasquerade(t *testing.T) {
 	t.Parallel()
 	l := newLab(t)
 	ctx := t.Context()
-	home := must[*lab.Router](t)(l.AddRouter(ctx, "home", lab.NATDrop))
-	cgn := must[*lab.Router](t)(l.AddRouter(ctx, "cgn", lab.NATDrop))
-	inner := must[*lab.Router](t)(l.AddRouterBehind(ctx, "inner", lab.NATDrop, cgn))
-	p := must[*lab.Host](t)(l.AddPeer(ctx, "p", home))
-	q := must[*lab.Host](t)(l.AddPeer(ctx, "q", inner))
+	home := must[*natlab.Router](t)(l.AddRouter(ctx, "home", natlab.NATDrop))
+	cgn := must[*natlab.Router](t)(l.AddRouter(ctx, "cgn", natlab.NATDrop))
+	inner := must[*natlab.Router](t)(l.AddRouterBehind(ctx, "inner", natlab.NATDrop, cgn))
+	p := must[*natlab.Host](t)(l.AddPeer(ctx, "p", home))
+	q := must[*natlab.Host](t)(l.AddPeer(ctx, "q", inner))
 	rdv := l.Rendezvous()
 	serveAddrEcho(t, rdv, "tcp", ":7000")
 
 	for _, c := range []struct {
 		name   string
-		h      *lab.Host
+		h      *natlab.Host
 		server netip.Addr
 		want   netip.Addr
 	}{
@@ -138,12 +139,12 @@ func TestUnsolicitedInbound(t *testing.T) {
 	t.Parallel()
 	l := newLab(t)
 	ctx := t.Context()
-	drop := must[*lab.Router](t)(l.AddRouter(ctx, "drop", lab.NATDrop))
-	rst := must[*lab.Router](t)(l.AddRouter(ctx, "rst", lab.NATReject))
-	open := must[*lab.Router](t)(l.AddRouter(ctx, "open", lab.NATOpen))
-	pd := must[*lab.Host](t)(l.AddPeer(ctx, "pd", drop))
-	pr := must[*lab.Host](t)(l.AddPeer(ctx, "pr", rst))
-	for _, h := range []*lab.Host{pd, pr} {
+	drop := must[*natlab.Router](t)(l.AddRouter(ctx, "drop", natlab.NATDrop))
+	rst := must[*natlab.Router](t)(l.AddRouter(ctx, "rst", natlab.NATReject))
+	open := must[*natlab.Router](t)(l.AddRouter(ctx, "open", natlab.NATOpen))
+	pd := must[*natlab.Host](t)(l.AddPeer(ctx, "pd", drop))
+	pr := must[*natlab.Host](t)(l.AddPeer(ctx, "pr", rst))
+	for _, h := range []*natlab.Host{pd, pr} {
 		serveAddrEcho(t, h, "tcp", ":7000") // a listener behind the NAT must not help
 	}
 	rdv := l.Rendezvous()
@@ -182,10 +183,10 @@ func TestUnsolicitedInbound(t *testing.T) {
 	}
 }
 
-// punch is the bare hole punch of NOTES: a listener and jittered re-dials
+// punch is the bare hole punch of docs/ARCHITECTURE.md ("What a bare punch loop showed"): a listener and jittered re-dials
 // to the peer's public endpoint, all on one reused local port. It returns
 // the first connection, accepted or dialed.
-func punch(ctx context.Context, h *lab.Host, ln net.Listener, local, peer netip.AddrPort) (net.Conn, error) {
+func punch(ctx context.Context, h *natlab.Host, ln net.Listener, local, peer netip.AddrPort) (net.Conn, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	got := make(chan net.Conn, 2)
@@ -205,7 +206,7 @@ func punch(ctx context.Context, h *lab.Host, ln net.Listener, local, peer netip.
 				return
 			}
 			// Jitter: a fixed period phase-locks with the peer's and,
-			// through RST-answering NATs, never meets (NOTES).
+			// through RST-answering NATs, never meets (docs/ARCHITECTURE.md).
 			select {
 			case <-time.After(time.Duration(10+rand.IntN(40)) * time.Millisecond):
 			case <-ctx.Done():
@@ -227,8 +228,8 @@ func TestBarePunch(t *testing.T) {
 	for _, name := range []string{"drop×drop", "rst×rst-50ms"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			lab.Require(t)
-			sc := must[lab.Scenario](t)(lab.Lookup(name))
+			natlab.Require(t)
+			sc := must[natlab.Scenario](t)(natlab.Lookup(name))
 			p, err := sc.Build(t.Context())
 			if err != nil {
 				t.Fatal(err)
@@ -241,13 +242,13 @@ func TestBarePunch(t *testing.T) {
 			const rounds = 3
 			for round := range rounds {
 				type side struct {
-					h      *lab.Host
+					h      *natlab.Host
 					ln     net.Listener
 					local  netip.AddrPort
 					public netip.AddrPort
 				}
 				sides := make([]*side, 2)
-				for i, h := range []*lab.Host{p.A, p.B} {
+				for i, h := range []*natlab.Host{p.A, p.B} {
 					s := &side{h: h}
 					s.ln = must[net.Listener](t)(h.ListenConfig(ctx, sockopt.ListenConfig(), "tcp4", ":0"))
 					s.local = netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(s.ln.Addr().(*net.TCPAddr).Port))
@@ -304,15 +305,15 @@ func TestSymmetricNAT(t *testing.T) {
 	t.Parallel()
 	l := newLab(t)
 	ctx := t.Context()
-	sym := must[*lab.Router](t)(l.AddRouter(ctx, "sym", lab.NATSymmetric))
-	eim := must[*lab.Router](t)(l.AddRouter(ctx, "eim", lab.NATDrop))
-	ps := must[*lab.Host](t)(l.AddPeer(ctx, "ps", sym))
-	pe := must[*lab.Host](t)(l.AddPeer(ctx, "pe", eim))
-	other := must[*lab.Host](t)(l.AddPublicHost(ctx, "stun2"))
+	sym := must[*natlab.Router](t)(l.AddRouter(ctx, "sym", natlab.NATSymmetric))
+	eim := must[*natlab.Router](t)(l.AddRouter(ctx, "eim", natlab.NATDrop))
+	ps := must[*natlab.Host](t)(l.AddPeer(ctx, "ps", sym))
+	pe := must[*natlab.Host](t)(l.AddPeer(ctx, "pe", eim))
+	other := must[*natlab.Host](t)(l.AddPublicHost(ctx, "stun2"))
 	serveAddrEcho(t, l.Rendezvous(), "tcp", ":3478")
 	serveAddrEcho(t, other, "tcp", ":3478")
 
-	mapped := func(h *lab.Host) (netip.AddrPort, netip.AddrPort) {
+	mapped := func(h *natlab.Host) (netip.AddrPort, netip.AddrPort) {
 		local := netip.MustParseAddrPort("0.0.0.0:41000")
 		a, c1, err := observe(ctx, h, local, hostPort(l.Rendezvous().Addr(), 3478))
 		if err != nil {
@@ -341,8 +342,8 @@ func TestDelay(t *testing.T) {
 	t.Parallel()
 	l := newLab(t)
 	ctx := t.Context()
-	r := must[*lab.Router](t)(l.AddRouter(ctx, "r", lab.NATDrop))
-	p := must[*lab.Host](t)(l.AddPeer(ctx, "p", r))
+	r := must[*natlab.Router](t)(l.AddRouter(ctx, "r", natlab.NATDrop))
+	p := must[*natlab.Host](t)(l.AddPeer(ctx, "p", r))
 	serveAddrEcho(t, l.Rendezvous(), "tcp", ":7000")
 	const oneWay = 50 * time.Millisecond
 	if err := l.SetDelay(r, oneWay); err != nil {
@@ -418,15 +419,15 @@ func TestDelay(t *testing.T) {
 
 func TestLoss(t *testing.T) {
 	t.Parallel()
-	lab.Require(t)
-	l, err := lab.New(t.Context(), lab.WithLossSeed(1))
+	natlab.Require(t)
+	l, err := natlab.New(t.Context(), natlab.WithLossSeed(1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
 	ctx := t.Context()
-	r := must[*lab.Router](t)(l.AddRouter(ctx, "r", lab.NATDrop))
-	p := must[*lab.Host](t)(l.AddPeer(ctx, "p", r))
+	r := must[*natlab.Router](t)(l.AddRouter(ctx, "r", natlab.NATDrop))
+	p := must[*natlab.Host](t)(l.AddPeer(ctx, "p", r))
 	const loss, n = 0.3, 1000
 	if err := l.SetLoss(r, loss); err != nil {
 		t.Fatal(err)
@@ -472,10 +473,10 @@ func TestLoss(t *testing.T) {
 // reach the rendezvous host in the scenario's family.
 func TestScenariosBuild(t *testing.T) {
 	t.Parallel()
-	for _, sc := range lab.Scenarios() {
+	for _, sc := range natlab.Scenarios() {
 		t.Run(sc.Name, func(t *testing.T) {
 			t.Parallel()
-			lab.Require(t)
+			natlab.Require(t)
 			start := time.Now()
 			p, err := sc.Build(t.Context())
 			if err != nil {
@@ -484,7 +485,7 @@ func TestScenariosBuild(t *testing.T) {
 			t.Cleanup(func() { p.Close() })
 			t.Logf("built in %v", time.Since(start))
 			serveAddrEcho(t, p.Rendezvous(), "tcp", ":7000")
-			for _, h := range []*lab.Host{p.A, p.B} {
+			for _, h := range []*natlab.Host{p.A, p.B} {
 				_, c, err := observe(t.Context(), h, netip.AddrPort{}, hostPort(p.RendezvousAddr(), 7000))
 				if err != nil {
 					t.Fatalf("%s -> rendezvous: %v", h.Name(), err)
@@ -499,15 +500,15 @@ func TestScenariosBuild(t *testing.T) {
 // paused until the sequential ones finish, so while it runs no other lab
 // of this process exists and "no namespace of this pid" is exact.
 func TestTeardown(t *testing.T) {
-	lab.Require(t)
+	natlab.Require(t)
 	mine := fmt.Sprintf("tpl-%d-", os.Getpid())
 	var sleeper *exec.Cmd
 	// A test that ends abnormally: Cleanup must still run. SkipNow leaves
 	// through runtime.Goexit exactly like FailNow, without failing us.
 	t.Run("aborted", func(t *testing.T) {
 		l := newLab(t)
-		r := must[*lab.Router](t)(l.AddRouter(t.Context(), "r", lab.NATReject))
-		p := must[*lab.Host](t)(l.AddPeer(t.Context(), "p", r))
+		r := must[*natlab.Router](t)(l.AddRouter(t.Context(), "r", natlab.NATReject))
+		p := must[*natlab.Host](t)(l.AddPeer(t.Context(), "p", r))
 		if err := l.SetDelay(r, 10*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
@@ -539,7 +540,7 @@ func TestTeardown(t *testing.T) {
 	}
 
 	// A scenario that fails half way through Build cleans up after itself.
-	bad := lab.Scenario{Name: "bad", A: lab.Side{NAT: lab.NATNone}, SameNAT: true}
+	bad := natlab.Scenario{Name: "bad", A: natlab.Side{NAT: natlab.NATNone}, SameNAT: true}
 	if p, err := bad.Build(t.Context()); err == nil {
 		p.Close()
 		t.Fatal("SameNAT without a NAT built")
@@ -553,15 +554,71 @@ func TestTeardown(t *testing.T) {
 
 func netnsWithPrefix(t *testing.T, prefix string) []string {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal(err)
 	}
 	var found []string
-	for _, line := range strings.Split(string(out), "\n") {
-		if name, _, _ := strings.Cut(line, " "); name != "" && strings.HasPrefix(name, prefix) {
-			found = append(found, name)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			found = append(found, e.Name())
 		}
 	}
 	return found
+}
+
+// BenchmarkScenarioBuild is the lab's setup and teardown cost: the demo's
+// two-NAT topology (internet, rendezvous, two routers, two peers: six
+// namespaces) built, then closed. up-ms and down-ms are per lab.
+func BenchmarkScenarioBuild(b *testing.B) {
+	if err := natlab.Check().Err(); err != nil {
+		b.Skip(err)
+	}
+	sc, err := natlab.Lookup("drop×drop")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var up, down time.Duration
+	for b.Loop() {
+		start := time.Now()
+		p, err := sc.Build(b.Context())
+		if err != nil {
+			b.Fatal(err)
+		}
+		mid := time.Now()
+		if err := p.Close(); err != nil {
+			b.Fatal(err)
+		}
+		up, down = up+mid.Sub(start), down+time.Since(mid)
+	}
+	b.ReportMetric(float64(up.Microseconds())/1000/float64(b.N), "up-ms")
+	b.ReportMetric(float64(down.Microseconds())/1000/float64(b.N), "down-ms")
+}
+
+// BenchmarkCommand is the cost of starting a program inside a namespace
+// (Host.Command re-executes this binary, which enters the namespace and
+// execs the program) against starting it directly.
+func BenchmarkCommand(b *testing.B) {
+	if err := natlab.Check().Err(); err != nil {
+		b.Skip(err)
+	}
+	l, err := natlab.New(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	b.Run("in-namespace", func(b *testing.B) {
+		for b.Loop() {
+			if err := l.Rendezvous().Command(b.Context(), "true").Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("direct", func(b *testing.B) {
+		for b.Loop() {
+			if err := exec.CommandContext(b.Context(), "true").Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package lab
+package natlab
 
 import (
 	"context"
@@ -36,6 +36,10 @@ func (l *Lab) SetLink(n Node, p LinkParams) error          { return ErrUnsupport
 func (l *Lab) Close() error                                { return nil }
 
 func (n *node) Do(fn func() error) error { return ErrUnsupported }
+
+// CommandPrefix is the argv prefix of a command that fails: there are no
+// namespaces to run in.
+func (n *node) CommandPrefix() []string { return []string{"false"} }
 
 // Command returns a command that fails to start with ErrUnsupported.
 func (n *node) Command(ctx context.Context, name string, args ...string) *exec.Cmd {

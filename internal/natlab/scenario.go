@@ -1,4 +1,4 @@
-package lab
+package natlab
 
 import (
 	"context"
@@ -38,8 +38,9 @@ type Scenario struct {
 	// family.
 	IPv6 bool
 	// Direct is whether a direct connection is expected: what was seen
-	// with a bare punch loop on these machines (shared/NOTES.md), or
-	// follows from it. Symmetric NAT never punches directly.
+	// with a bare punch loop on these machines, or follows from it (see
+	// "What the engine does about real NATs" in docs/ARCHITECTURE.md).
+	// Symmetric NAT never punches directly.
 	Direct bool
 }
 
@@ -73,7 +74,7 @@ func (s Scenario) Build(ctx context.Context, opts ...Option) (*Pair, error) {
 	}
 	p, err := s.build(ctx, l)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("lab: building %s: %w", s.Name, err), l.Close())
+		return nil, errors.Join(fmt.Errorf("natlab: building %s: %w", s.Name, err), l.Close())
 	}
 	return p, nil
 }
@@ -169,7 +170,7 @@ func Lookup(name string) (Scenario, error) {
 		}
 		names = append(names, s.Name)
 	}
-	return Scenario{}, fmt.Errorf("lab: no scenario %q; have %s", name, strings.Join(names, ", "))
+	return Scenario{}, fmt.Errorf("natlab: no scenario %q; have %s", name, strings.Join(names, ", "))
 }
 
 func normalize(s string) string {

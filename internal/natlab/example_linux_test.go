@@ -1,24 +1,24 @@
 //go:build linux
 
-package lab_test
+package natlab_test
 
 import (
 	"context"
 	"fmt"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
 // Build a cell of the matrix and run programs in the peers' namespaces.
-// (Needs root and the tools; see lab.Check.)
+// (Needs root and the tools; see natlab.Check.)
 func Example() {
 	ctx := context.Background()
-	if err := lab.Check().Err(); err != nil {
+	if err := natlab.Check().Err(); err != nil {
 		fmt.Println(err) // the demo falls back to loopback here
 		return
 	}
-	sc, _ := lab.Lookup("rst×rst-50ms")
+	sc, _ := natlab.Lookup("rst×rst-50ms")
 	p, err := sc.Build(ctx)
 	if err != nil {
 		fmt.Println(err)

@@ -1,17 +1,19 @@
 //go:build linux
 
-package lab
+package natlab
 
 // WAN emulation: one-way delay and random loss on a node's access link.
 //
-// This kernel has no netem qdisc and no nft queue statement, so packets are
-// diverted with the iptables NFQUEUE target to a user-space stage in this
-// process and released (or dropped) from there:
+// This kernel has no netem qdisc and no nft queue expression (nft_queue),
+// so packets are diverted with the xtables NFQUEUE target, which nf_tables
+// runs through nft_compat as iptables-nft does (see queueTo), to a
+// user-space stage in this process and released (or dropped) from there:
 //
-//   - The rules live in the raw table: PREROUTING for packets arriving on
-//     the link, and for a router also packets arriving from its LAN (they
-//     are about to leave through the WAN, after NAT); OUTPUT for packets
-//     the node itself sends out of the link. Raw runs before conntrack, so
+//   - The rules live in tables "ip lablink" and "ip6 lablink" at priority
+//     raw (-300): prerouting for packets arriving on the link, and for a
+//     router also packets arriving from its LAN (they are about to leave
+//     through the WAN, after NAT); output for packets the node itself
+//     sends out of the link. Raw runs before conntrack, so
 //     a held packet carries no half-made conntrack entry. Holding outbound
 //     packets before NAT rather than after it (netfilter has no hook after
 //     conntrack confirmation) is equivalent as long as both directions get
@@ -31,7 +33,7 @@ package lab
 //     other (due times are kept non-decreasing, as on a real link, even
 //     when the delay is lowered). Loss is decided on arrival: a dropped
 //     packet gets an immediate DROP verdict.
-//   - No --queue-bypass, i.e. fail closed: if the stage is gone, the
+//   - No queue bypass flag, i.e. fail closed: if the stage is gone, the
 //     kernel drops what the rule diverts. A stage that died and silently
 //     turned into a zero-delay link would let a test that depends on the
 //     delay pass under the wrong conditions; a black-holed link fails
@@ -42,15 +44,16 @@ package lab
 //     that it drops (a full router buffer), which TCP recovers from.
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strings"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/nftables"
 )
 
 const stageQueueLen = 8192
@@ -75,7 +78,7 @@ func (l *Lab) SetLink(n Node, p LinkParams) error {
 func (l *Lab) shape(n Node, edit func(*LinkParams)) error {
 	nd := n.base()
 	if nd.lab != l {
-		return errors.New("lab: node of another lab")
+		return errors.New("natlab: node of another lab")
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -88,10 +91,10 @@ func (l *Lab) shape(n Node, edit func(*LinkParams)) error {
 	}
 	edit(&p)
 	if p.Delay < 0 || p.Delay > time.Minute {
-		return fmt.Errorf("lab: delay %v out of range [0, 1m]", p.Delay)
+		return fmt.Errorf("natlab: delay %v out of range [0, 1m]", p.Delay)
 	}
 	if !(p.Loss >= 0 && p.Loss <= 1) {
-		return fmt.Errorf("lab: loss %v out of range [0, 1]", p.Loss)
+		return fmt.Errorf("natlab: loss %v out of range [0, 1]", p.Loss)
 	}
 	if nd.shaper == nil {
 		// Holding l.mu across the setup keeps two concurrent first calls
@@ -150,57 +153,52 @@ func (l *Lab) startStage(n *node, p LinkParams) (*stage, error) {
 	go s.read()
 	go s.release()
 
-	v4, v6 := linkRules(n)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := l.nsRun(ctx, n.ns, v4, "iptables-restore", "--noflush")
-	if err == nil {
-		err = l.nsRun(ctx, n.ns, v6, "ip6tables-restore", "--noflush")
-	}
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("lab: WAN emulation on %s (needs iptables with the NFQUEUE target): %w", n.name, err), s.close())
+	if err := installTables(n.ns, "WAN emulation on "+n.name, linkTables(n)); err != nil {
+		return nil, errors.Join(err, s.close())
 	}
 	return s, nil
 }
 
-// linkRules are the iptables-restore inputs that divert n's link traffic
-// to queue 0. IPv6 neighbour discovery and multicast are left alone: they
-// stand for ARP, which no IP rule sees either.
-func linkRules(n *node) (v4, v6 string) {
+// linkTables divert n's link traffic to queue 0, in the raw position
+// (priority raw, before conntrack) of an ip and an ip6 table. IPv6
+// neighbour discovery and multicast are left alone: they stand for ARP,
+// which no IP rule sees either.
+func linkTables(n *node) []nftTable {
 	r, isRouter := n.self, n.self != nil
-	rules := func(chainRules []string, lanExcl []string) string {
-		var b strings.Builder
-		b.WriteString("*raw\n:LABLINK - [0:0]\n")
-		for _, c := range chainRules {
-			b.WriteString("-A LABLINK " + c + "\n")
-		}
-		b.WriteString("-A LABLINK -j NFQUEUE --queue-num 0\n")
-		fmt.Fprintf(&b, "-A PREROUTING -i %s -j LABLINK\n", n.link)
-		fmt.Fprintf(&b, "-A OUTPUT -o %s -j LABLINK\n", n.link)
+	table := func(family nftables.TableFamily, skip []nftRule, lanExcl []netip.Prefix) nftTable {
+		pre := []nftRule{rule(iifname(n.link), jump("link"))}
 		if isRouter {
 			// Outbound forwarded traffic, caught where it enters the
 			// router (raw has no forward hook). Traffic for the LAN
 			// itself is not crossing the WAN.
 			for _, d := range lanExcl {
-				fmt.Fprintf(&b, "-A PREROUTING -i lan -d %s -j ACCEPT\n", d)
+				pre = append(pre, rule(iifname("lan"), daddr(d), accept))
 			}
-			b.WriteString("-A PREROUTING -i lan -j LABLINK\n")
+			pre = append(pre, rule(iifname("lan"), jump("link")))
 		}
-		b.WriteString("COMMIT\n")
-		return b.String()
+		return nftTable{family: family, name: "lablink", chains: []nftChain{
+			{name: "link", rules: append(skip, rule(queueTo(0)))},
+			{name: "prerouting", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookPrerouting,
+				prio: nftables.ChainPriorityRaw, policy: nftables.ChainPolicyAccept, rules: pre},
+			{name: "output", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookOutput,
+				prio: nftables.ChainPriorityRaw, policy: nftables.ChainPolicyAccept,
+				rules: []nftRule{rule(oifname(n.link), jump("link"))}},
+		}}
 	}
-	var lan4, lan6 []string
+	var lan4, lan6 []netip.Prefix
 	if isRouter {
-		lan4 = []string{r.lan4.String()}
-		lan6 = []string{r.lan6.String(), "fe80::/10", "ff00::/8"}
+		lan4 = []netip.Prefix{r.lan4}
+		lan6 = []netip.Prefix{r.lan6, netip.MustParsePrefix("fe80::/10"), netip.MustParsePrefix("ff00::/8")}
 	}
-	v4 = rules(nil, lan4)
-	v6 = rules([]string{
-		"-p ipv6-icmp --icmpv6-type neighbour-solicitation -j RETURN",
-		"-p ipv6-icmp --icmpv6-type neighbour-advertisement -j RETURN",
-		"-d ff00::/8 -j RETURN",
-	}, lan6)
-	return v4, v6
+	multicast := netip.MustParsePrefix("ff00::/8")
+	return []nftTable{
+		table(nftables.TableFamilyIPv4, nil, lan4),
+		table(nftables.TableFamilyIPv6, []nftRule{
+			rule(icmpv6Type(135, "nd-neighbor-solicit"), ret),
+			rule(icmpv6Type(136, "nd-neighbor-advert"), ret),
+			rule(daddr(multicast), ret),
+		}, lan6),
+	}
 }
 
 func (s *stage) set(p LinkParams) {

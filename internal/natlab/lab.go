@@ -1,4 +1,4 @@
-package lab
+package natlab
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 
 // ErrUnsupported is returned by every constructor on systems without Linux
 // network namespaces.
-var ErrUnsupported = errors.New("lab: the real-NAT lab needs Linux network namespaces")
+var ErrUnsupported = errors.New("natlab: the real-NAT lab needs Linux network namespaces")
 
 // ErrClosed is returned when a closed [Lab] is used.
-var ErrClosed = errors.New("lab: closed")
+var ErrClosed = errors.New("natlab: closed")
 
 // Addresses of the internet segment. They are documentation prefixes
 // (RFC 5737, RFC 3849) and exist only inside the lab's namespaces.

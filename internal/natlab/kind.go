@@ -1,4 +1,4 @@
-package lab
+package natlab
 
 import (
 	"fmt"
@@ -66,5 +66,5 @@ func ParseNATKind(s string) (NATKind, error) {
 	case "symmetric", "sym":
 		return NATSymmetric, nil
 	}
-	return 0, fmt.Errorf("lab: unknown NAT kind %q (want none, drop, rst, open or symmetric)", s)
+	return 0, fmt.Errorf("natlab: unknown NAT kind %q (want none, drop, rst, open or symmetric)", s)
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package lab
+package natlab
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
-	"strings"
 )
 
 // The internet segment's gateway (the "internet" namespace itself, which
@@ -70,28 +69,25 @@ func New(ctx context.Context, opts ...Option) (*Lab, error) {
 func (l *Lab) setupInternet(ctx context.Context) error {
 	inet := &node{lab: l, name: "internet", ns: l.prefix + "-internet"}
 	l.nodes = append(l.nodes, inet)
-	if err := l.addNetns(ctx, inet.ns); err != nil {
+	h, err := l.addNetns(inet.ns)
+	if err != nil {
 		return err
 	}
+	defer h.Close()
 	if err := sysctl(inet.ns, append(bridgeNFOff(), [2]string{"net.ipv6.conf.all.forwarding", "1"}), bridgeNF...); err != nil {
 		return err
 	}
-	if err := l.ipBatch(ctx, inet.ns,
-		"link add br0 type bridge forward_delay 0 mcast_snooping 0",
-		fmt.Sprintf("addr add %s/24 dev br0", inetGW4),
-		fmt.Sprintf("addr add %s/64 dev br0 nodad", inetGW6),
-		"link set br0 up",
-	); err != nil {
+	if err := addBridge(h, inet.ns, "br0", netip.PrefixFrom(inetGW4, 24), netip.PrefixFrom(inetGW6, 64)); err != nil {
 		return err
 	}
-	h := &Host{node{lab: l, name: "rendezvous", ns: l.prefix + "-rendezvous", link: "eth0",
+	r := &Host{node{lab: l, name: "rendezvous", ns: l.prefix + "-rendezvous", link: "eth0",
 		addr4: hostAddr(InternetPrefix, rdvAddr), addr6: hostAddr(InternetPrefix6, rdvAddr)}}
-	l.names[h.name] = true
-	l.nodes = append(l.nodes, &h.node)
-	if err := l.attach(ctx, &h.node); err != nil {
+	l.names[r.name] = true
+	l.nodes = append(l.nodes, &r.node)
+	if err := l.attach(ctx, &r.node); err != nil {
 		return err
 	}
-	l.rdv = h
+	l.rdv = r
 	return nil
 }
 
@@ -110,20 +106,20 @@ func (l *Lab) reserve(name string, parent *Router) (ns string, a4, a6 netip.Addr
 		return "", a4, a6, ErrClosed
 	}
 	if !validName.MatchString(name) {
-		return "", a4, a6, fmt.Errorf("lab: bad name %q: use 1-20 of a-z, 0-9, '-'", name)
+		return "", a4, a6, fmt.Errorf("natlab: bad name %q: use 1-20 of a-z, 0-9, '-'", name)
 	}
 	if l.names[name] {
-		return "", a4, a6, fmt.Errorf("lab: name %q already used in this lab", name)
+		return "", a4, a6, fmt.Errorf("natlab: name %q already used in this lab", name)
 	}
 	if parent == nil {
 		if l.wanNext > 250 {
-			return "", a4, a6, errors.New("lab: internet segment full")
+			return "", a4, a6, errors.New("natlab: internet segment full")
 		}
 		a4, a6 = hostAddr(InternetPrefix, l.wanNext), hostAddr(InternetPrefix6, l.wanNext)
 		l.wanNext++
 	} else {
 		if parent.hostNext > 250 {
-			return "", a4, a6, fmt.Errorf("lab: LAN of %s full", parent.name)
+			return "", a4, a6, fmt.Errorf("natlab: LAN of %s full", parent.name)
 		}
 		a4, a6 = hostAddr(parent.lan4, parent.hostNext), hostAddr(parent.lan6, parent.hostNext)
 		parent.hostNext++
@@ -136,9 +132,14 @@ func (l *Lab) reserve(name string, parent *Router) (ns string, a4, a6 netip.Addr
 // belongs on (the internet bridge, or its parent router's LAN bridge),
 // with addresses and default routes.
 func (l *Lab) attach(ctx context.Context, n *node) error {
-	if err := l.addNetns(ctx, n.ns); err != nil {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
+	h, err := l.addNetns(n.ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
 	segNS, bridge, gw4, gw6 := l.prefix+"-internet", "br0", inetGW4, inetGW6
 	l.mu.Lock()
 	var port string
@@ -151,22 +152,26 @@ func (l *Lab) attach(ctx context.Context, n *node) error {
 		port = fmt.Sprintf("v%d", l.inetPort)
 	}
 	l.mu.Unlock()
+	seg, err := handle(segNS)
+	if err != nil {
+		return err
+	}
+	defer seg.Close()
 	// Both ends are created directly in their namespaces, never in the
 	// root one, so short fixed names (eth0, wan, vN) cannot collide with
 	// another lab's.
-	if err := l.ipBatch(ctx, segNS,
-		fmt.Sprintf("link add %s type veth peer name %s netns %s", port, n.link, n.ns),
-		fmt.Sprintf("link set %s master %s up", port, bridge),
-	); err != nil {
+	if err := addVeth(seg, segNS, bridge, port, n.ns, n.link); err != nil {
 		return err
 	}
-	return l.ipBatch(ctx, n.ns,
-		fmt.Sprintf("addr add %s/%d dev %s", n.addr4, 24, n.link),
-		fmt.Sprintf("addr add %s/64 dev %s nodad", n.addr6, n.link),
-		fmt.Sprintf("link set %s up", n.link),
-		fmt.Sprintf("route add default via %s", gw4),
-		fmt.Sprintf("route add default via %s", gw6),
-	)
+	if err := addAddrs(h, n.ns, n.link, netip.PrefixFrom(n.addr4, 24), netip.PrefixFrom(n.addr6, 64)); err != nil {
+		return err
+	}
+	for _, gw := range []netip.Addr{gw4, gw6} {
+		if err := addRoute(h, n.ns, netip.Prefix{}, gw); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AddRouter adds a NAT router of the given kind with its WAN link on the
@@ -179,19 +184,19 @@ func (l *Lab) AddRouter(ctx context.Context, name string, kind NATKind) (*Router
 // upstream: a home router behind a carrier-grade NAT (double NAT).
 func (l *Lab) AddRouterBehind(ctx context.Context, name string, kind NATKind, upstream *Router) (*Router, error) {
 	if upstream == nil || upstream.lab != l {
-		return nil, errors.New("lab: AddRouterBehind needs an upstream router of this lab")
+		return nil, errors.New("natlab: AddRouterBehind needs an upstream router of this lab")
 	}
 	return l.addRouter(ctx, name, kind, upstream)
 }
 
 func (l *Lab) addRouter(ctx context.Context, name string, kind NATKind, parent *Router) (*Router, error) {
 	if kind == NATNone || kind > NATSymmetric {
-		return nil, fmt.Errorf("lab: router %s: NAT kind %v is not a router kind (use AddPublicHost for no NAT)", name, kind)
+		return nil, fmt.Errorf("natlab: router %s: NAT kind %v is not a router kind (use AddPublicHost for no NAT)", name, kind)
 	}
 	l.mu.Lock()
 	ns, a4, a6, err := l.reserve(name, parent)
 	if err == nil && l.lanNext >= 254 {
-		err = errors.New("lab: too many routers")
+		err = errors.New("natlab: too many routers")
 	}
 	if err != nil {
 		l.mu.Unlock()
@@ -221,15 +226,18 @@ func (l *Lab) addRouter(ctx context.Context, name string, kind NATKind, parent *
 	if err := sysctl(ns, kv, bridgeNF...); err != nil {
 		return nil, err
 	}
-	if err := l.ipBatch(ctx, ns,
-		"link add lan type bridge forward_delay 0 mcast_snooping 0",
-		fmt.Sprintf("addr add %s/24 dev lan", hostAddr(r.lan4, 1)),
-		fmt.Sprintf("addr add %s/64 dev lan nodad", hostAddr(r.lan6, 1)),
-		"link set lan up",
-	); err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := l.nsRun(ctx, ns, natRuleset(kind), "nft", "-f", "-"); err != nil {
+	h, err := handle(ns)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	if err := addBridge(h, ns, "lan", netip.PrefixFrom(hostAddr(r.lan4, 1), 24), netip.PrefixFrom(hostAddr(r.lan6, 1), 64)); err != nil {
+		return nil, err
+	}
+	if err := installTables(ns, "router "+name, natTables(kind)); err != nil {
 		return nil, err
 	}
 	// IPv6 is routed, not translated: every namespace upstream needs a
@@ -240,7 +248,13 @@ func (l *Lab) addRouter(ctx context.Context, name string, kind NATKind, parent *
 		if up != nil {
 			upNS = up.ns
 		}
-		if err := l.ipBatch(ctx, upNS, fmt.Sprintf("route add %s via %s", r.lan6, via)); err != nil {
+		uh, err := handle(upNS)
+		if err != nil {
+			return nil, err
+		}
+		err = addRoute(uh, upNS, r.lan6, via)
+		uh.Close()
+		if err != nil {
 			return nil, err
 		}
 		if up == nil {
@@ -254,7 +268,7 @@ func (l *Lab) addRouter(ctx context.Context, name string, kind NATKind, parent *
 // AddPeer adds a host on the LAN of r.
 func (l *Lab) AddPeer(ctx context.Context, name string, r *Router) (*Host, error) {
 	if r == nil || r.lab != l {
-		return nil, errors.New("lab: AddPeer needs a router of this lab")
+		return nil, errors.New("natlab: AddPeer needs a router of this lab")
 	}
 	return l.addHost(ctx, name, r)
 }
@@ -300,7 +314,7 @@ func (l *Lab) Close() error {
 	var errs []error
 	for _, c := range procs {
 		if err := killGroup(c); err != nil {
-			errs = append(errs, fmt.Errorf("lab: killing %v: %w", c.Args, err))
+			errs = append(errs, fmt.Errorf("natlab: killing %s: %w", commandName(c), err))
 		}
 	}
 	for _, n := range nodes {
@@ -311,16 +325,8 @@ func (l *Lab) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	// One ip process deletes them all; -force goes on past a namespace
-	// that was never created (New failed half way).
-	var lines []string
 	for i := len(nodes) - 1; i >= 0; i-- {
-		if _, err := os.Stat(netnsDir + "/" + nodes[i].ns); err == nil {
-			lines = append(lines, "netns del "+nodes[i].ns)
-		}
-	}
-	if len(lines) > 0 {
-		if err := l.run(context.Background(), strings.Join(lines, "\n")+"\n", "ip", "-force", "-batch", "-"); err != nil {
+		if err := deleteNetns(nodes[i].ns); err != nil {
 			errs = append(errs, err)
 		}
 	}

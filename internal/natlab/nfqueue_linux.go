@@ -1,6 +1,6 @@
 //go:build linux
 
-package lab
+package natlab
 
 import (
 	"encoding/binary"
@@ -52,11 +52,11 @@ type nfqueue struct {
 func openNFQueue(num uint16, maxLen uint32) (*nfqueue, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_NETFILTER)
 	if err != nil {
-		return nil, fmt.Errorf("lab: netlink socket: %w", err)
+		return nil, fmt.Errorf("natlab: netlink socket: %w", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("lab: netlink bind: %w", err)
+		return nil, fmt.Errorf("natlab: netlink bind: %w", err)
 	}
 	// A deep receive buffer, and no ENOBUFS errors when it overflows
 	// anyway: an overflow loses packets (as a full router buffer would),
@@ -68,7 +68,7 @@ func openNFQueue(num uint16, maxLen uint32) (*nfqueue, error) {
 	cmd := []byte{nfqnlCfgCmdBind, 0, 0, 0} // command, pad, pf (unused since 3.8)
 	if err := q.request(nfqnlMsgConfig, attr(nfqaCfgCmd, cmd)); err != nil {
 		q.f.Close()
-		return nil, fmt.Errorf("lab: binding nfqueue %d: %w", num, err)
+		return nil, fmt.Errorf("natlab: binding nfqueue %d: %w", num, err)
 	}
 	params := make([]byte, 5)
 	binary.BigEndian.PutUint32(params, 0) // copy range: none needed in meta mode
@@ -76,7 +76,7 @@ func openNFQueue(num uint16, maxLen uint32) (*nfqueue, error) {
 	ml := binary.BigEndian.AppendUint32(nil, maxLen)
 	if err := q.request(nfqnlMsgConfig, attr(nfqaCfgParams, params), attr(nfqaCfgQueueMaxlen, ml)); err != nil {
 		q.f.Close()
-		return nil, fmt.Errorf("lab: configuring nfqueue %d: %w", num, err)
+		return nil, fmt.Errorf("natlab: configuring nfqueue %d: %w", num, err)
 	}
 	return q, nil
 }

@@ -1,4 +1,4 @@
-package lab
+package natlab
 
 import (
 	"fmt"
@@ -8,20 +8,21 @@ import (
 	"strings"
 )
 
-// Tool is an external program the lab runs.
+// Tool is an external program that helps when looking into a running lab.
+// The lab itself runs none: it builds everything over netlink.
 type Tool struct {
 	Name     string // the command, e.g. "nft"
 	Package  string // the Debian/Ubuntu package that provides it
 	Purpose  string
-	Required bool // false: only used for debugging
+	Required bool // always false: no tool is needed to run the lab
 }
 
-// Tools are the programs the lab uses.
+// Tools are the programs worth having to inspect a lab by hand
+// (`ip netns exec NAME nft list ruleset` ...). [Check] reports the missing
+// ones in [Status.MissingOptional]; none is required.
 var Tools = []Tool{
-	{"ip", "iproute2", "namespaces, links, addresses, routes", true},
-	{"nft", "nftables", "the NAT rules of the routers", true},
-	{"iptables-restore", "iptables", "the NFQUEUE rules of delay/loss (IPv4)", true},
-	{"ip6tables-restore", "iptables", "the NFQUEUE rules of delay/loss (IPv6)", true},
+	{"ip", "iproute2", "ip netns exec NAME ...: a shell or tcpdump inside a namespace", false},
+	{"nft", "nftables", "reading the routers' NAT and firewall rules", false},
 	{"conntrack", "conntrack", "inspecting NAT state while debugging", false},
 }
 
@@ -33,8 +34,8 @@ type Status struct {
 	MissingOptional []Tool
 }
 
-// Check reports whether this machine can run the lab: Linux, root, and
-// the tools in [Tools].
+// Check reports whether this machine can run the lab: Linux and root. It
+// also lists which of the optional [Tools] are missing.
 func Check() Status {
 	s := Status{OS: runtime.GOOS, Root: os.Geteuid() == 0}
 	for _, t := range Tools {
@@ -70,7 +71,7 @@ func (s Status) Err() error {
 	if len(what) == 0 {
 		return nil
 	}
-	return fmt.Errorf("lab: unavailable: %s", strings.Join(what, "; "))
+	return fmt.Errorf("natlab: unavailable: %s", strings.Join(what, "; "))
 }
 
 func packages(ts []Tool) []string {
