@@ -62,7 +62,7 @@ unit:
 	if [ -s $(E2E_SUMMARY) ]; then cat $(E2E_SUMMARY); fi; exit $$status
 
 # Bounded fuzzing of the decoders (a fixed time per target).
-FUZZ_PKGS := ./rendezvous/ ./punch/
+FUZZ_PKGS := ./rendezvous/ ./punch/ ./punch/internal/confirm/
 fuzz:
 	@for p in $(FUZZ_PKGS); do for t in $$($(GO) test -list '^Fuzz' $$p 2>/dev/null | grep '^Fuzz'); do \
 		echo "fuzz $$p $$t for $(FUZZTIME)"; \

@@ -4,6 +4,7 @@ go 1.25.0
 
 require (
 	github.com/google/nftables v0.3.0
+	github.com/gtank/ristretto255 v0.1.2
 	github.com/pion/stun/v3 v3.1.7
 	github.com/pires/go-proxyproto v0.15.0
 	github.com/prometheus/client_golang v1.23.2

@@ -187,6 +187,8 @@ func peerFlags() []cli.Flag {
 			Usage: "give up a punch, or reaching the rendezvous server, after this long"},
 		&cli.StringFlag{Name: "report", EnvVars: envs("report"),
 			Usage: "`json`: one JSON line per connection on stderr (local, remote, method, elapsed_ms, attempts, self_connects)"},
+		&cli.BoolFlag{Name: "no-report", EnvVars: envs("no-report"),
+			Usage: "don't tell the rendezvous server how each punch went (by default: direct or failed, method, time, attempts; no address), which it counts for its operator's success rate"},
 		verboseFlag(),
 	}
 }
@@ -235,6 +237,7 @@ func peerConfig(c *cli.Context) command.Peer {
 		Verbose:    c.Bool("verbose"),
 		Report:     c.String("report"),
 		ReadyFD:    c.Int("ready-fd"),
+		NoReport:   c.Bool("no-report"),
 		Stdin:      os.Stdin,
 		Stdout:     os.Stdout,
 		Stderr:     os.Stderr,

@@ -3,11 +3,11 @@
 package e2e_test
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -336,24 +336,33 @@ func checkMethods(t *testing.T, listener, dialer string) {
 	}
 }
 
-// diagnose logs the peers' TCP sockets and the routers' conntrack tables,
-// taken right when a run failed, while its processes still run.
+// diagnose logs the routers' conntrack tables (over netlink) and, where ss
+// is installed, the peers' TCP sockets, taken right when a run failed,
+// while its processes still run.
 func diagnose(t *testing.T, p *natlab.Pair) {
 	t.Helper()
 	ctx := testContext(t, 10*time.Second)
-	show := func(n interface {
-		Name() string
-		Command(context.Context, string, ...string) *exec.Cmd
-	}, name string, args ...string) {
-		out, err := n.Command(ctx, name, args...).CombinedOutput()
-		t.Logf("%s: %s %s (err %v):\n%s", n.Name(), name, strings.Join(args, " "), err, out)
-	}
+	_, ssErr := exec.LookPath("ss")
+	var routers []*natlab.Router
 	for _, h := range []*natlab.Host{p.A, p.B} {
-		show(h, "ss", "-tano", "state", "all")
-		if _, err := exec.LookPath("conntrack"); err == nil {
-			for r := h.Router(); r != nil; r = r.Router() {
-				show(r, "conntrack", "-L", "-p", "tcp")
+		if ssErr == nil {
+			out, err := h.Command(ctx, "ss", "-tano", "state", "all").CombinedOutput()
+			t.Logf("%s: ss -tano state all (err %v):\n%s", h.Name(), err, out)
+		}
+		for r := h.Router(); r != nil; r = r.Router() {
+			if !slices.Contains(routers, r) { // a shared NAT once
+				routers = append(routers, r)
 			}
 		}
+	}
+	for _, r := range routers {
+		flows, err := r.Conntrack()
+		var b strings.Builder
+		for _, f := range flows {
+			if f.Proto == "tcp" {
+				fmt.Fprintf(&b, "  %v\n", f)
+			}
+		}
+		t.Logf("%s: conntrack, TCP (err %v):\n%s", r.Name(), err, b.String())
 	}
 }

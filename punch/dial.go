@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
@@ -44,8 +45,13 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	defer ctl.Close()
 	ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
 		Candidates: pi.Candidates, Observed: pi.Observed})
+	start := time.Now()
 	c, err := ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
 		policy: policyFor(rendezvousAddr, pi.Observed, pi.Candidates)})
+	// Before the deferred Close: the report goes out on the control
+	// connection ahead of its reset, in order.
+	reporter, _ := ctl.(rendezvous.Reporter)
+	report(ctx, &cfg, reporter, pi.Tag, c, err, time.Since(start))
 	if cause := context.Cause(ctx); err != nil && errors.Is(cause, rendezvous.ErrPeerRefused) {
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, cause)
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
@@ -78,8 +79,12 @@ func (l *Listener) serve() {
 			defer l.done()
 			ctx, cancel := context.WithTimeout(l.ctx, l.cfg.punchTimeout)
 			defer cancel()
+			start := time.Now()
 			c, err := l.ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlled, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
 				policy: policyFor(l.rendezvous, pi.Observed, pi.Candidates)})
+			if l.ctx.Err() == nil { // a listener closing abandons its punches: nothing to report
+				report(l.ctx, &l.cfg, l.reg, pi.Tag, c, err, time.Since(start))
+			}
 			if err != nil {
 				l.ep.emit(Event{Kind: EventFailed, Addr: pi.Candidates[0], Err: err})
 				return

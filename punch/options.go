@@ -43,6 +43,7 @@ type config struct {
 	punchTimeout   time.Duration  // for Listen: bounds each punch to a dialer
 	rendezvous     []rendezvous.ClientOption
 	err            error // the options that made no sense, joined
+	noReport       bool  // for Listen and Dial: WithoutOutcomeReport
 
 	// Bounds on the work untrusted dialers can cause (budget.go).
 	synRate         int // SYNs per second per punch
@@ -192,3 +193,10 @@ func WithRendezvousOptions(opts ...rendezvous.ClientOption) Option {
 func (c *config) rendezvousOptions() []rendezvous.ClientOption {
 	return append([]rendezvous.ClientOption{rendezvous.WithLogger(c.logger)}, c.rendezvous...)
 }
+
+// WithoutOutcomeReport keeps Listen and Dial from telling the rendezvous
+// server how each punch went. By default they send it a small report after
+// every punch (direct or failed, the method, the time to connect and the
+// attempts; never an address: docs/PROTOCOL.md, "PunchReport"), which the
+// server only counts, as its operator's success rate.
+func WithoutOutcomeReport() Option { return func(c *config) { c.noReport = true } }

@@ -63,7 +63,7 @@ func understood(t stun.AttrType) bool {
 		stun.AttrPriority, stun.AttrUseCandidate:
 		return true
 	}
-	return false
+	return isReportAttr(t)
 }
 
 // appendXORAddr appends the XOR-MAPPED-ADDRESS encoding of a (RFC 8489

@@ -157,12 +157,17 @@ func (c *controlConn) keepAlive() {
 }
 
 func (c *controlConn) send(msg *message) error {
+	return c.sendBy(msg, time.Now().Add(c.cfg.requestTimeout))
+}
+
+// sendBy writes msg, giving up at deadline.
+func (c *controlConn) sendBy(msg *message, deadline time.Time) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := msg.encode(&c.wbuf); err != nil {
 		return fmt.Errorf("encoding %v: %w", msg.Type, err)
 	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.requestTimeout))
+	_ = c.nc.SetWriteDeadline(deadline)
 	if _, err := c.nc.Write(c.wbuf.Raw); err != nil {
 		return fmt.Errorf("writing to the server: %w", err)
 	}

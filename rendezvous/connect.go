@@ -14,7 +14,8 @@ import (
 // registered as name. candidates are our host endpoints. It returns the
 // listener's candidates and the session, and the control connection: keep
 // it open during the punch (it holds the NAT mapping the server observed)
-// and close it after.
+// and close it after. The io.Closer is also a [Reporter]: report the
+// punch's outcome on it before closing it.
 //
 // While the server cannot be reached, or the connection breaks before the
 // answer (a server restart), Connect retries with the backoff of

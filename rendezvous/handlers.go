@@ -39,6 +39,10 @@ func (c *peerConn) handle(msg *message, unknown []stun.AttrType) {
 		}
 		c.log.Debug("unexpected response ignored", "type", msg.Type.String())
 	case stun.ClassIndication:
+		if msg.Type.Method == methodReport {
+			c.punchReported(msg, unknown)
+			return
+		}
 		// A Binding indication is a STUN keepalive: nothing to do. Other
 		// indications are the server's own; a client has no business
 		// sending them.

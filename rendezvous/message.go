@@ -37,6 +37,8 @@ type message struct {
 	OwnerProof []byte           // OWNER-PROOF: public key || signature
 	Resume     [resumeSize]byte // RESUME-TOKEN
 	HasResume  bool
+
+	Report *wireReport // a PunchReport's attributes (report.go); nil when absent
 }
 
 var errMalformed = errors.New("malformed message")
@@ -92,6 +94,9 @@ func (msg *message) encode(m *stun.Message) error {
 		m.Add(attrTiming, binary.BigEndian.AppendUint32(v, durMicros(msg.Delay)))
 	}
 	msg.encodeOwnerAttrs(m)
+	if msg.Report != nil {
+		msg.Report.encode(m)
+	}
 	if msg.Software != "" {
 		m.Add(stun.AttrSoftware, []byte(msg.Software))
 	}
@@ -203,6 +208,8 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 			}
 		case attrNonce, attrOwnerProof, attrResume:
 			err = msg.decodeOwnerAttr(a)
+		case attrPunchPath, attrPunchMethod, attrPunchTime, attrPunchAttempts, attrNATClasses:
+			msg.decodeReportAttr(a.Type, a.Value) // a bad report is ignored, not fatal
 		case stun.AttrSoftware:
 			if utf8.Valid(a.Value) {
 				msg.Software = string(a.Value)
@@ -224,6 +231,9 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 	}
 	if !msg.Mapped.IsValid() {
 		msg.Mapped = plainMapped
+	}
+	if msg.Report != nil {
+		msg.Report.size = len(raw)
 	}
 	return msg, unknown, nil
 }

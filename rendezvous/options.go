@@ -73,6 +73,7 @@ type serverConfig struct {
 	keepAlive     time.Duration
 	pingTimeout   time.Duration
 	kernelRTT     bool
+	tracer        Tracer
 	err           error // the invalid options, reported by Serve
 
 	// Rate limits and candidate policy (ratelimit.go, candpolicy.go).
@@ -96,6 +97,7 @@ func newServerConfig(opts []ServerOption) *serverConfig {
 		keepAlive:     DefaultKeepAlive,
 		pingTimeout:   DefaultPingTimeout,
 		kernelRTT:     true,
+		tracer:        NopTracer{},
 
 		registerRate:    rate{DefaultRegisterRate, DefaultRegisterBurst},
 		connectRate:     rate{DefaultConnectRate, DefaultConnectBurst},
@@ -355,6 +357,19 @@ func WithPingTimeout(d time.Duration) ServerOption {
 // the real RTT from the kernel; turn this off there.
 func WithKernelRTT(use bool) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.kernelRTT = use })
+}
+
+// WithTracer has the server report its events to t, for metrics (see
+// [Tracer]; package tcpunch/internal/metrics is the Prometheus one). t is
+// called synchronously from the connection goroutines and must not block.
+// The default, and nil, is [NopTracer].
+func WithTracer(t Tracer) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) {
+		if t == nil {
+			t = NopTracer{}
+		}
+		c.tracer = t
+	})
 }
 
 // WithBackoff sets the retry backoff of the client: between the tries of

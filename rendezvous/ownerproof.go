@@ -200,6 +200,9 @@ func (r *registry) claimResumable(req *message, c *peerConn) (old *peerConn, tok
 		old = cur
 	}
 	r.names[req.Name] = c
+	if cur == nil {
+		r.changed(len(r.names))
+	}
 	c.auth.resume = token
 	return old, token, true
 }

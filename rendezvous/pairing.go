@@ -94,6 +94,7 @@ var errDialerLeft = errors.New("the dialer left")
 
 // pair introduces dialer d to the listener holding req.Name.
 func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
+	times := pairTimes{arrived: time.Now()}
 	log := s.log.With("name", req.Name, "dialer", d.remote.String())
 	l := s.reg.lookup(req.Name)
 	if d.auth.refused { // a refused owner proof: answered as an unknown name
@@ -112,6 +113,7 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 	}
 	var tag [tagSize]byte
 	_, _ = rand.Read(tag[:])
+	expectReports(tag, l, d) // before the peer infos: a report may follow at once
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.pingTimeout)
 	defer cancel()
@@ -165,9 +167,12 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 			return errDialerLeft
 		default:
 		}
-		return l.sendRaw(toL)
+		return times.sent(&times.sentL, l.sendRaw(toL))
 	}
-	sendD := func() error { time.Sleep(time.Until(start.Add(delayD))); return d.sendRaw(toD) }
+	sendD := func() error {
+		time.Sleep(time.Until(start.Add(delayD)))
+		return times.sent(&times.sentD, d.sendRaw(toD))
+	}
 	if delayL <= delayD { // the listener is the farther one: it goes first
 		if err := sendL(); errors.Is(err, errDialerLeft) {
 			s.stats.pairingsAbandoned.add()
@@ -196,6 +201,7 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 			return
 		}
 	}
+	s.tracePaired(times, rttL, rttD, srcL, srcD)
 	log.Info("paired", "listener", l.remote.String(),
 		"rtt_listener", rttL, "rtt_src_listener", srcL, "rtt_dialer", rttD, "rtt_src_dialer", srcD,
 		"delay_listener", delayL, "delay_dialer", delayD)

@@ -43,6 +43,8 @@ type peerConn struct {
 
 	closed    chan struct{}
 	closeOnce sync.Once
+	accepted  time.Time   // for the Tracer's ConnClosed
+	reports   reportState // the sessions this connection may report on (report.go)
 }
 
 func (c *peerConn) serve() {
@@ -122,6 +124,7 @@ func (c *peerConn) send(msg *message) error {
 		c.log.Error("encoding message", "type", msg.Type.String(), "err", err)
 		return err
 	}
+	c.traceAnswer(msg.Type, msg.Code)
 	return c.writeLocked(c.wbuf.Raw, c.s.cfg.writeTimeout)
 }
 
@@ -130,6 +133,7 @@ func (c *peerConn) send(msg *message) error {
 func (c *peerConn) sendRaw(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.traceRawAnswer(b)
 	return c.writeLocked(b, c.s.cfg.writeTimeout)
 }
 
@@ -183,6 +187,7 @@ func (c *peerConn) close() {
 		c.s.mu.Lock()
 		delete(c.s.conns, c)
 		c.s.mu.Unlock()
+		c.traceClosed()
 	})
 }
 

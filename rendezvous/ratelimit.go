@@ -170,6 +170,7 @@ func (s *Server) prefixOf(a netip.Addr) netip.Prefix {
 // a source over its rate gets nothing more from this connection.
 func (c *peerConn) rateLimited(req *message, what string, counter *counter) {
 	counter.add()
+	c.s.cfg.tracer.Refused(RefusedRateLimit) // the 429 itself is counted by send (trace.go)
 	c.s.badLog.note(c.s.prefixOf(c.remote.Addr()), "rate limited: "+what)
 	_ = c.send(errorResponse(req, CodeTooManyRequests, "rate limit: too many "+what+"; slow down"))
 	go c.close()

@@ -27,7 +27,8 @@ func serverCode(err error) int {
 // TestConnectRateLimit: a source that empties its Connect bucket gets 429,
 // counted; a client from another source is unaffected.
 func TestConnectRateLimit(t *testing.T) {
-	srv, addr := startServer(t, WithConnectRate(0.5, 3))
+	rec := newRecorder()
+	srv, addr := startServer(t, WithConnectRate(0.5, 3), WithTracer(rec))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	r, err := Register(ctx, addr, ap("127.0.0.3:0"), "svc", nil)
@@ -48,6 +49,13 @@ func TestConnectRateLimit(t *testing.T) {
 	}
 	if got := srv.Stats().ConnectRateLimited; got != 1 {
 		t.Errorf("ConnectRateLimited = %d, want 1", got)
+	}
+	// The Tracer is told too: the refusal, and the 429 as an answer.
+	rec.mu.Lock()
+	refused, answered := rec.refused[RefusedRateLimit], rec.requests["connect/429"]
+	rec.mu.Unlock()
+	if refused != 1 || answered != 1 {
+		t.Errorf("tracer: Refused(rate_limit) %d times, Request(connect, 429) %d, want 1 and 1", refused, answered)
 	}
 	// Another source (127.0.0.2 is another /32) has its own bucket.
 	_, c, err := Connect(ctx, addr, ap("127.0.0.2:0"), "svc", nil)

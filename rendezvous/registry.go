@@ -10,18 +10,27 @@ import "sync"
 type registry struct {
 	mu    sync.Mutex
 	names map[string]*peerConn
+	// changed is told the number of names each time it changes, under mu
+	// so that the numbers arrive in order (the Tracer's Listeners).
+	changed func(n int)
 }
 
-func newRegistry() *registry { return &registry{names: make(map[string]*peerConn)} }
+func newRegistry(changed func(n int)) *registry {
+	return &registry{names: make(map[string]*peerConn), changed: changed}
+}
 
 // claim gives name to c unless another connection holds it.
 func (r *registry) claim(name string, c *peerConn) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if cur, ok := r.names[name]; ok && cur != c {
+	cur, ok := r.names[name]
+	if ok && cur != c {
 		return false
 	}
 	r.names[name] = c
+	if !ok {
+		r.changed(len(r.names))
+	}
 	return true
 }
 
@@ -31,6 +40,7 @@ func (r *registry) release(name string, c *peerConn) {
 	defer r.mu.Unlock()
 	if r.names[name] == c {
 		delete(r.names, name)
+		r.changed(len(r.names))
 	}
 }
 

@@ -45,7 +45,7 @@ func NewServer(opts ...ServerOption) *Server {
 	return &Server{
 		cfg:       cfg,
 		log:       cfg.log,
-		reg:       newRegistry(),
+		reg:       newRegistry(cfg.tracer.Listeners),
 		limit:     newConnLimiter(cfg.maxConnsPerIP, cfg.maxConns, cfg.v4Bits, cfg.v6Bits),
 		rate:      newRateLimits(cfg),
 		badLog:    newBadLog(cfg.log),
@@ -241,6 +241,7 @@ func (s *Server) startConn(nc net.Conn) {
 	if ok, code := s.limit.acquire(remote.Addr()); !ok {
 		s.stats.connsRefused.add()
 		s.badLog.note(s.prefixOf(remote.Addr()), fmt.Sprintf("refused by the connection limit (%d)", code))
+		s.traceRefusedConn(remote, refusalOf(code))
 		// Off the accept loop: a slow peer must not stall accepting.
 		go func() {
 			c := &peerConn{s: s, nc: nc, log: log}
@@ -249,14 +250,16 @@ func (s *Server) startConn(nc net.Conn) {
 		}()
 		return
 	}
-	c := &peerConn{s: s, nc: nc, remote: remote, log: log, closed: make(chan struct{})}
+	c := &peerConn{s: s, nc: nc, remote: remote, log: log, closed: make(chan struct{}), accepted: time.Now()}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		s.limit.release(remote.Addr())
 		nc.Close()
+		s.traceRefusedConn(remote, RefusedShuttingDown)
 		return
 	}
+	s.traceServedConn(c)
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
 	s.mu.Unlock()

@@ -21,6 +21,7 @@ type Peer struct {
 	Verbose    bool
 	Report     string // "" or "json"
 	ReadyFD    int    // --ready-fd: listen writes its local endpoint there once registered (package ready); 0 for none
+	NoReport   bool   // don't send the rendezvous server the punch's outcome
 	Stdin      io.Reader
 	Stdout     io.Writer
 	Stderr     io.Writer
@@ -61,6 +62,9 @@ func (p *Peer) options(prog *progress) []punch.Option {
 		opts = append(opts, punch.WithLogger(p.Logger))
 	}
 	opts = append(opts, p.Extra...)
+	if p.NoReport {
+		opts = append(opts, punch.WithoutOutcomeReport())
+	}
 	if p.Port != 0 {
 		opts = append(opts, punch.WithLocalAddr(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(p.Port))))
 	}

@@ -68,8 +68,7 @@ func Serve(ctx context.Context, cfg ServeConfig, opts ...rendezvous.ServerOption
 	var adm *admin.Server
 	if cfg.Admin != "" {
 		m = metrics.New()
-		// The server's call sites for m (rendezvous.Tracer) come with
-		// rendezvous.WithTracer.
+		opts = append(opts[:len(opts):len(opts)], rendezvous.WithTracer(m))
 		adm = admin.New(m.Registry(), logger)
 		if err := adm.Listen(ctx, cfg.Admin); err != nil {
 			raw.Close()

@@ -1,37 +1,35 @@
 package natlab
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
-	"strings"
 )
 
 // Tool is an external program that helps when looking into a running lab.
 // The lab itself runs none: it builds everything over netlink.
 type Tool struct {
-	Name     string // the command, e.g. "nft"
-	Package  string // the Debian/Ubuntu package that provides it
-	Purpose  string
-	Required bool // always false: no tool is needed to run the lab
+	Name    string // the command, e.g. "nft"
+	Package string // the Debian/Ubuntu package that provides it
+	Purpose string
 }
 
 // Tools are the programs worth having to inspect a lab by hand
 // (`ip netns exec NAME nft list ruleset` ...). [Check] reports the missing
 // ones in [Status.MissingOptional]; none is required.
 var Tools = []Tool{
-	{"ip", "iproute2", "ip netns exec NAME ...: a shell or tcpdump inside a namespace", false},
-	{"nft", "nftables", "reading the routers' NAT and firewall rules", false},
-	{"conntrack", "conntrack", "inspecting NAT state while debugging", false},
+	{"ip", "iproute2", "ip netns exec NAME ...: a shell or tcpdump inside a namespace"},
+	{"nft", "nftables", "reading the routers' NAT and firewall rules"},
+	{"conntrack", "conntrack", "inspecting NAT state while debugging"},
 }
 
 // Status is what [Check] found.
 type Status struct {
 	OS              string
 	Root            bool
-	Missing         []Tool // required tools not on PATH
-	MissingOptional []Tool
+	MissingOptional []Tool // Tools not on PATH; the lab runs without them
 }
 
 // Check reports whether this machine can run the lab: Linux and root. It
@@ -40,11 +38,7 @@ func Check() Status {
 	s := Status{OS: runtime.GOOS, Root: os.Geteuid() == 0}
 	for _, t := range Tools {
 		if _, err := exec.LookPath(t.Name); err != nil {
-			if t.Required {
-				s.Missing = append(s.Missing, t)
-			} else {
-				s.MissingOptional = append(s.MissingOptional, t)
-			}
+			s.MissingOptional = append(s.MissingOptional, t)
 		}
 	}
 	return s
@@ -56,34 +50,10 @@ func (s Status) Err() error {
 	if s.OS != "linux" {
 		return fmt.Errorf("%w (this is %s)", ErrUnsupported, s.OS)
 	}
-	var what []string
 	if !s.Root {
-		what = append(what, "needs root for network namespaces: run as root, e.g. `sudo -E env PATH=$PATH go test ./e2e/...`")
+		return errors.New("natlab: unavailable: needs root for network namespaces: run as root, e.g. `sudo -E env PATH=$PATH go test ./e2e/...`")
 	}
-	if len(s.Missing) > 0 {
-		var names []string
-		for _, t := range s.Missing {
-			names = append(names, t.Name)
-		}
-		what = append(what, fmt.Sprintf("missing %s: install with `apt-get install %s` (or `make deps` as root)",
-			strings.Join(names, ", "), strings.Join(packages(s.Missing), " ")))
-	}
-	if len(what) == 0 {
-		return nil
-	}
-	return fmt.Errorf("natlab: unavailable: %s", strings.Join(what, "; "))
-}
-
-func packages(ts []Tool) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, t := range ts {
-		if !seen[t.Package] {
-			seen[t.Package] = true
-			out = append(out, t.Package)
-		}
-	}
-	return out
+	return nil
 }
 
 // TB is the part of testing.TB that [Require] uses, so this package does

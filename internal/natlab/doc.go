@@ -43,8 +43,16 @@
 // inside it belong to that namespace. No goroutine other than Do's own is
 // ever in a lab namespace.
 //
-// Everything is torn down by [Lab.Close]: processes started in the lab are
-// killed (their process groups, then whatever is still in each namespace),
+// A lab is also inspected and changed from Go, with nothing installed:
+// [Router.ForwardTCP] adds a port forward (DNAT) to a LAN host,
+// [Router.Conntrack] (any node's) lists the connection-tracking table over
+// netlink, and [Host.Capture] (any node's) records a link's frames into a
+// classic pcap file, with [Capture.Contains] to ask whether some bytes
+// crossed the link in the clear.
+//
+// Everything is torn down by [Lab.Close]: captures stop, processes started
+// in the lab are killed (their process groups, then whatever is still in
+// each namespace),
 // the WAN stages stop, and the namespaces are deleted. Names carry a
 // pid-and-random prefix so labs in parallel tests never collide; [Sweep]
 // removes namespaces left by a process that died without closing its lab.

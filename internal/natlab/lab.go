@@ -41,6 +41,7 @@ type Lab struct {
 	lanNext  int // next LAN index N (10.0.N.0/24)
 	procs    []*exec.Cmd
 	shapers  []shaper
+	captures []*Capture
 }
 
 // node is what hosts and routers share: a namespace with one access link.
@@ -82,6 +83,8 @@ type Router struct {
 	lan6     netip.Prefix
 	hostNext int // next host octet on the LAN
 	portNext int // counter for port names on the LAN bridge
+
+	forwarding bool // ForwardTCP set up its table; guarded by lab.mu
 }
 
 func (n *node) base() *node { return n }

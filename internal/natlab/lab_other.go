@@ -4,6 +4,7 @@ package natlab
 
 import (
 	"context"
+	"net/netip"
 	"os/exec"
 	"time"
 )
@@ -36,6 +37,17 @@ func (l *Lab) SetLink(n Node, p LinkParams) error          { return ErrUnsupport
 func (l *Lab) Close() error                                { return nil }
 
 func (n *node) Do(fn func() error) error { return ErrUnsupported }
+
+// Capture fails: there is no lab link to capture.
+func (n *node) Capture(ctx context.Context, opts ...CaptureOption) (*Capture, error) {
+	return nil, ErrUnsupported
+}
+
+// Conntrack fails: there is no lab node.
+func (n *node) Conntrack() ([]Flow, error) { return nil, ErrUnsupported }
+
+// ForwardTCP fails: there is no lab router.
+func (r *Router) ForwardTCP(port uint16, to netip.AddrPort) error { return ErrUnsupported }
 
 // CommandPrefix is the argv prefix of a command that fails: there are no
 // namespaces to run in.

@@ -135,18 +135,18 @@ func deleteNetns(ns string) error {
 
 // handle is a rtnetlink handle bound to ns: its socket was opened inside
 // the namespace, so every call on it acts there from whatever thread the
-// caller is on.
+// caller is on. The socket is opened on doIn's thread, not by
+// netlink.NewHandleAt, which switches the caller's own thread and ignores
+// a failure to switch it back.
 func handle(ns string) (*netlink.Handle, error) {
-	nsh, err := netns.GetFromPath(nsPath(ns))
-	if err != nil {
-		return nil, fmt.Errorf("natlab: opening namespace %s: %w", ns, err)
-	}
-	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
-	if err != nil {
-		return nil, fmt.Errorf("natlab: netlink in namespace %s: %w", ns, err)
-	}
-	return h, nil
+	var h *netlink.Handle
+	err := doIn(ns, func() (err error) {
+		if h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
+			return fmt.Errorf("natlab: netlink in namespace %s: %w", ns, err)
+		}
+		return nil
+	})
+	return h, err
 }
 
 // sysctl writes net.* settings inside ns. /proc/sys/net resolves to the

@@ -76,7 +76,7 @@ func (c nftChain) header() string {
 	}
 	prios := map[nftables.ChainPriority]string{
 		*nftables.ChainPriorityRaw: "raw", *nftables.ChainPriorityFilter: "filter",
-		*nftables.ChainPriorityNATSource: "srcnat",
+		*nftables.ChainPriorityNATSource: "srcnat", *nftables.ChainPriorityNATDest: "dstnat",
 	}
 	policy := "accept"
 	if c.policy == nftables.ChainPolicyDrop {
@@ -106,19 +106,30 @@ func rulesetText(tables []nftTable) string {
 	return b.String()
 }
 
+// nftConn is an nftables netlink connection bound to the namespace ns
+// (its socket is opened there, so no thread changes namespace). Close it
+// with CloseLasting.
+func nftConn(ns, what string) (*nftables.Conn, error) {
+	f, err := os.Open(nsPath(ns))
+	if err != nil {
+		return nil, fmt.Errorf("natlab: %s: opening namespace: %w", what, err)
+	}
+	defer f.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())), nftables.AsLasting())
+	if err != nil {
+		return nil, fmt.Errorf("natlab: %s: nftables netlink: %w", what, err)
+	}
+	return c, nil
+}
+
 // installTables creates tables in the namespace ns, one netlink
 // transaction for the tables and chains and one per rule, so that a
 // failure names the rule the kernel refused (its errors say only EINVAL or
 // ENOENT). what names the node in errors.
 func installTables(ns, what string, tables []nftTable) error {
-	f, err := os.Open(nsPath(ns))
+	c, err := nftConn(ns, what)
 	if err != nil {
-		return fmt.Errorf("natlab: %s: opening namespace: %w", what, err)
-	}
-	defer f.Close()
-	c, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())), nftables.AsLasting())
-	if err != nil {
-		return fmt.Errorf("natlab: %s: nftables netlink: %w", what, err)
+		return err
 	}
 	defer c.CloseLasting()
 	type built struct {

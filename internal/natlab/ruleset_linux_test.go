@@ -4,6 +4,7 @@ package natlab
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -147,5 +148,63 @@ func TestRuleErrorNamesRule(t *testing.T) {
 	want := `natlab: host rendezvous: rule "iifname \"eth0\" jump nowhere" in table inet t chain c: `
 	if !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("error %q\ndoes not start with %q", err, want)
+	}
+}
+
+// TestForwardRulesMatchNft checks a port forward as TestRulesetMatchesNft
+// checks the routers: the kernel holds the rules the lab quotes, and they
+// are the expressions nft makes of that text.
+func TestForwardRulesMatchNft(t *testing.T) {
+	t.Parallel()
+	Require(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("nft is not installed (make deps installs nftables); CI=true: failing instead of skipping")
+		}
+		t.Skip("nft is not installed: apt-get install nftables")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	l, err := New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	r, err := l.AddRouter(ctx, "r", NATReject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := []netip.AddrPort{netip.AddrPortFrom(hostAddr(r.lan4, 10), 5201), netip.AddrPortFrom(hostAddr(r.lan4, 11), 80)}
+	for i, port := range []uint16{5201, 8080} {
+		if err := r.ForwardTCP(port, to[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tables := natTables(NATReject)
+	fwd := &tables[0].chains[1]
+	if fwd.name != "forward" {
+		t.Fatalf("chain %s, want forward", fwd.name)
+	}
+	fwd.rules = append([]nftRule{rule(ctStatusDNAT(), accept)}, fwd.rules...)
+	tables = append(tables, forwardTable([]nftRule{dnatRule(5201, to[0]), dnatRule(8080, to[1])}))
+	want := rulesetText(tables)
+	out, err := r.Command(ctx, "nft", "list", "ruleset").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list ruleset: %v: %s", err, out)
+	}
+	if got, want := normalizeRuleset(string(out)), normalizeRuleset(strings.ReplaceAll(want, "meta nfproto ipv6 meta l4proto tcp reject", "meta l4proto tcp reject")); got != want {
+		t.Errorf("the kernel holds\n%s\nwant\n%s", got, want)
+	}
+	ref, err := l.AddPublicHost(ctx, "ref")
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := ref.Command(ctx, "nft", "-f", "-")
+	load.Stdin = strings.NewReader(want)
+	if out, err := load.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f of the expected rules: %v: %s\n%s", err, out, want)
+	}
+	if got, want := bytecode(ctx, t, &r.node), bytecode(ctx, t, &ref.node); got != want {
+		t.Errorf("kernel expressions differ from those nft makes of\n%s\ngot\n%s\nwant\n%s", rulesetText(tables), got, want)
 	}
 }

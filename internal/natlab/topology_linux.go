@@ -307,11 +307,17 @@ func (l *Lab) Close() error {
 		return nil
 	}
 	l.closed = true
-	procs, shapers, nodes := l.procs, l.shapers, l.nodes
-	l.procs, l.shapers = nil, nil
+	procs, shapers, captures, nodes := l.procs, l.shapers, l.captures, l.nodes
+	l.procs, l.shapers, l.captures = nil, nil, nil
 	l.mu.Unlock()
 
 	var errs []error
+	// A capture socket keeps its namespace alive: close them first. What
+	// they hold stays readable.
+	for _, c := range captures {
+		c.stop()
+		<-c.done
+	}
 	for _, c := range procs {
 		if err := killGroup(c); err != nil {
 			errs = append(errs, fmt.Errorf("natlab: killing %s: %w", commandName(c), err))
