@@ -87,6 +87,7 @@ and connect directly by TCP simultaneous open from a reused local port.
 			listenCommand(),
 			dialCommand(),
 			stunCommand(),
+			netcheckCommand(),
 			demoCommand(),
 			bench.Command(), // hidden: the benchmark suite (BENCHMARKS.md)
 		},
@@ -351,6 +352,47 @@ EXAMPLES:
 	}
 }
 
+func netcheckCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "netcheck",
+		Usage:     "tell how the NAT here treats TCP, and whether direct punching can work",
+		ArgsUsage: "[SERVER]",
+		Description: `Asks a tcpunch server (SERVER, else --rendezvous or TCPUNCH_RENDEZVOUS), from one
+reused local port, over IPv4 and IPv6 (both when SERVER is a host name):
+   mapping         endpoint-independent / address-dependent / address-and-port-dependent,
+                   from Bindings to the server's two addresses and ports (port deltas shown)
+   port preserved  whether the NAT kept the local port
+   filtering       accepted / rst / silent: the server dials back from its second address
+   hairpin         whether a connection to our own public endpoint comes back
+   rtt             to the server
+Every answer is a value or "not measured" with why: a server without --alt-addr
+cannot measure the filtering or the mapping. The last line is advice.
+
+EXAMPLES:
+   tcpunch netcheck rv.example:3478
+   tcpunch netcheck --json -r rv.example:3478
+`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "rendezvous", Aliases: []string{"r"}, EnvVars: envs("rendezvous"),
+				Usage: "the tcpunch server `HOST:PORT` (the argument wins)"},
+			&cli.BoolFlag{Name: "json", EnvVars: envs("json"), Usage: "print the report as JSON"},
+			&cli.DurationFlag{Name: "timeout", Aliases: []string{"t"}, Value: 3 * time.Second, EnvVars: envs("timeout"),
+				Usage: "per step (connecting, one request, waiting for a dial-back)"},
+		},
+		OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 1 {
+				return &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("netcheck takes at most one SERVER (see tcpunch netcheck --help)")}
+			}
+			server := c.String("rendezvous")
+			if c.NArg() == 1 {
+				server = c.Args().First()
+			}
+			return command.Netcheck(c.Context, server, c.Bool("json"), c.Duration("timeout"), os.Stdout)
+		},
+	}
+}
+
 func demoCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "demo",
@@ -407,6 +449,7 @@ EXAMPLES:
    tcpunch serve
    tcpunch serve --listen [::]:3478 --log-format json --admin 127.0.0.1:9478
    tcpunch serve --proxy-protocol-from 10.0.0.0/24   # behind HAProxy with send-proxy-v2
+   tcpunch serve --alt-addr 198.51.100.7 --alt-addr 2001:db8::7   # NAT checks (tcpunch netcheck)
 `,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Value: ":3478", EnvVars: envs("listen"),
@@ -441,6 +484,8 @@ EXAMPLES:
 				Usage: "time allowed for one write to a client (a client that stops reading is cut)"},
 			&cli.DurationFlag{Name: "ping-timeout", Value: rendezvous.DefaultPingTimeout, EnvVars: envs("ping-timeout"),
 				Usage: "how long the server waits for a ping answer when it measures a round trip itself"},
+			&cli.StringSliceFlag{Name: "alt-addr", EnvVars: envs("alt-addr"),
+				Usage: "a second `IP[:PORT]` of this host, once per family: listen there too and dial clients back from it, so `tcpunch netcheck` can measure NAT mapping and filtering (PORT defaults to the --listen port + 1)"},
 			readyFDFlag("once listening, write the listening address and a newline to descriptor `N`, and close it"),
 			logFormatFlag(),
 			verboseFlag(),
@@ -458,6 +503,10 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
+			alts, err := command.AltAddrs(c.StringSlice("alt-addr"), c.String("listen"))
+			if err != nil {
+				return err
+			}
 			err = command.Serve(c.Context, command.ServeConfig{
 				Listen:             c.String("listen"),
 				Admin:              c.String("admin"),
@@ -467,7 +516,7 @@ EXAMPLES:
 				ProxyHeaderTimeout: c.Duration("proxy-header-timeout"),
 				Logger:             logger,
 				ReadyFD:            c.Int("ready-fd"),
-			}, append(limits,
+			}, append(append(limits, alts...),
 				rendezvous.WithMaxConns(c.Int("max-conns")),
 				rendezvous.WithMaxConnsPerIP(c.Int("max-conns-per-ip")),
 				rendezvous.WithMaxMessageSize(c.Int("max-message-size")),

@@ -4,13 +4,10 @@ package e2e_test
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"regexp"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netlink"
 
 	"github.com/tcpunch/tcpunch/internal/natlab"
 )
@@ -53,15 +50,7 @@ func TestLabSelfConnectSamePort(t *testing.T) {
 			}
 			rdv := l.Rendezvous()
 			second := netip.MustParseAddr("203.0.113.3") // below the lab's first handed-out host octet
-			if err := rdv.Do(func() error {
-				// netlink's package-level calls open their socket on the
-				// calling thread, which Do has switched into the namespace.
-				link, err := netlink.LinkByName(rdv.Link())
-				if err != nil {
-					return err
-				}
-				return netlink.AddrAdd(link, &netlink.Addr{IPNet: &net.IPNet{IP: second.AsSlice(), Mask: net.CIDRMask(24, 32)}})
-			}); err != nil {
+			if err := rdv.AddAddr(netip.PrefixFrom(second, 24)); err != nil {
 				t.Fatalf("adding %v to the rendezvous host: %v", second, err)
 			}
 			serve(t, in(rdv), fmt.Sprintf("0.0.0.0:%d", rdvPort))

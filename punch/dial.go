@@ -44,18 +44,30 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	// until the punch is over.
 	defer ctl.Close()
 	ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
-		Candidates: pi.Candidates, Observed: pi.Observed})
+		Candidates: pi.Candidates, Observed: pi.Observed, LocalClass: pi.LocalClass, PeerClass: pi.Class})
+	// The reports go out before the deferred Close: on the control
+	// connection ahead of its reset, in order.
+	reporter, _ := ctl.(rendezvous.Reporter)
+	if err := noDirectPath(pi); err != nil {
+		report(ctx, &cfg, reporter, pi, nil, err, 0)
+		return nil, err
+	}
 	start := time.Now()
 	c, err := ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
 		policy: policyFor(rendezvousAddr, pi.Observed, pi.Candidates)})
-	// Before the deferred Close: the report goes out on the control
-	// connection ahead of its reset, in order.
-	reporter, _ := ctl.(rendezvous.Reporter)
-	report(ctx, &cfg, reporter, pi.Tag, c, err, time.Since(start))
+	report(ctx, &cfg, reporter, pi, c, err, time.Since(start))
 	if cause := context.Cause(ctx); err != nil && errors.Is(cause, rendezvous.ErrPeerRefused) {
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, cause)
 	}
 	return c, err
+}
+
+// noDirectPath is the error for a pair DirectPossible rules out, else nil.
+func noDirectPath(pi rendezvous.PeerInfo) error {
+	if ok, why := DirectPossible(pi.LocalClass, pi.Class); !ok {
+		return &Error{Kind: ErrNoDirectPath, Cause: errors.New(why)}
+	}
+	return nil
 }
 
 func describePeer(pi rendezvous.PeerInfo) string {

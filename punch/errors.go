@@ -46,7 +46,7 @@ type CandidateError struct {
 // Error is a failed punch. errors.Is matches its Kind and its Cause, so
 // errors.Is(err, context.DeadlineExceeded) holds when the deadline ended it.
 type Error struct {
-	Kind       error            // ErrNoCandidates, ErrTimeout, ErrOnlySelfConnects, ErrPeerRejected, ErrInvalidSession or ErrEndpoint
+	Kind       error            // ErrNoCandidates, ErrTimeout, ErrOnlySelfConnects, ErrPeerRejected, ErrInvalidSession, ErrEndpoint or ErrNoDirectPath
 	Candidates []CandidateError // the last error per candidate, in the session's order
 	Cause      error            // what ended the punch, e.g. ctx.Err(); may be nil
 }

@@ -69,7 +69,12 @@ func (l *Listener) serve() {
 			return
 		}
 		l.ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
-			Candidates: pi.Candidates, Observed: pi.Observed})
+			Candidates: pi.Candidates, Observed: pi.Observed, LocalClass: pi.LocalClass, PeerClass: pi.Class})
+		if err := noDirectPath(pi); err != nil {
+			report(l.ctx, &l.cfg, l.reg, pi, nil, err, 0)
+			l.ep.emit(Event{Kind: EventFailed, Addr: pi.Candidates[0], Err: err})
+			continue
+		}
 		if !l.admit(pi) { // budget.go: refused through the server, not queued
 			continue
 		}
@@ -83,7 +88,7 @@ func (l *Listener) serve() {
 			c, err := l.ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlled, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
 				policy: policyFor(l.rendezvous, pi.Observed, pi.Candidates)})
 			if l.ctx.Err() == nil { // a listener closing abandons its punches: nothing to report
-				report(l.ctx, &l.cfg, l.reg, pi.Tag, c, err, time.Since(start))
+				report(l.ctx, &l.cfg, l.reg, pi, c, err, time.Since(start))
 			}
 			if err != nil {
 				l.ep.emit(Event{Kind: EventFailed, Addr: pi.Candidates[0], Err: err})

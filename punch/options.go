@@ -183,15 +183,16 @@ func WithPunchTimeout(d time.Duration) Option {
 // WithRendezvousOptions passes options to the rendezvous client of [Listen]
 // and [Dial]: its request timeout, reconnection backoff, keepalive, ...
 // (see package rendezvous). They apply after this package's own
-// (rendezvous.WithLogger with the logger of [WithLogger]), so they may
-// override it. [NewEndpoint] and [Punch] have no rendezvous and ignore them.
+// (rendezvous.WithLogger with the logger of [WithLogger], and
+// rendezvous.WithNATCheck(true): Listen and Dial measure and send their
+// NAT class), so they may override them. [NewEndpoint] and [Punch] have no rendezvous and ignore them.
 func WithRendezvousOptions(opts ...rendezvous.ClientOption) Option {
 	return func(c *config) { c.rendezvous = append(c.rendezvous, opts...) }
 }
 
 // rendezvousOptions are the options of the rendezvous client.
 func (c *config) rendezvousOptions() []rendezvous.ClientOption {
-	return append([]rendezvous.ClientOption{rendezvous.WithLogger(c.logger)}, c.rendezvous...)
+	return append([]rendezvous.ClientOption{rendezvous.WithLogger(c.logger), rendezvous.WithNATCheck(true)}, c.rendezvous...)
 }
 
 // WithoutOutcomeReport keeps Listen and Dial from telling the rendezvous

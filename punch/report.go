@@ -14,11 +14,12 @@ import (
 // is one small write on a connection that is already open.
 const reportTimeout = time.Second
 
-// outcome is the report of a punch that returned c or err after elapsed.
-// ok is false when there is nothing to report: the punch was abandoned
-// (its context cancelled, the endpoint closed), not decided.
-func outcome(c *Conn, err error, elapsed time.Duration) (r rendezvous.PunchReport, ok bool) {
-	r = rendezvous.PunchReport{Method: rendezvous.PunchNone, LocalNAT: rendezvous.NATUnknown, PeerNAT: rendezvous.NATUnknown}
+// outcome is the report of a punch that returned c or err after elapsed,
+// with the NAT classes of both sides as the peer info gave them. ok is
+// false when there is nothing to report: the punch was abandoned (its
+// context cancelled, the endpoint closed), not decided.
+func outcome(pi rendezvous.PeerInfo, c *Conn, err error, elapsed time.Duration) (r rendezvous.PunchReport, ok bool) {
+	r = rendezvous.PunchReport{Method: rendezvous.PunchNone, LocalNAT: pi.LocalClass, PeerNAT: pi.Class}
 	if c != nil {
 		info := c.Info()
 		r.Path, r.Method, r.TimeToConnect = rendezvous.PathDirect, reportMethod(info.Method), info.Elapsed
@@ -50,20 +51,20 @@ func reportMethod(m Method) rendezvous.PunchMethod {
 	return rendezvous.PunchOther
 }
 
-// report sends the outcome of the punch of session tag to the server,
+// report sends the outcome of the punch of pi's session to the server,
 // unless WithoutOutcomeReport. It is best effort: a server that is gone
 // or old loses nothing but a count.
-func report(ctx context.Context, cfg *config, to rendezvous.Reporter, tag [16]byte, c *Conn, err error, elapsed time.Duration) {
+func report(ctx context.Context, cfg *config, to rendezvous.Reporter, pi rendezvous.PeerInfo, c *Conn, err error, elapsed time.Duration) {
 	if cfg.noReport || to == nil {
 		return
 	}
-	r, ok := outcome(c, err, elapsed)
+	r, ok := outcome(pi, c, err, elapsed)
 	if !ok {
 		return
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
 	defer cancel()
-	if err := to.Report(rctx, tag, r); err != nil {
+	if err := to.Report(rctx, pi.Tag, r); err != nil {
 		cfg.logger.Debug("punch outcome not reported", "err", err)
 		return
 	}

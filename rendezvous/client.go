@@ -23,6 +23,10 @@ type PeerInfo struct {
 	Observed    netip.AddrPort   // our own endpoint as the server saw it
 	Controlling bool             // true for the dialer
 	Tag         [16]byte
+	// Class is the peer's NAT class as it measured it (NAT-CLASS; "not
+	// measured" when it sent none), LocalClass ours as we sent it
+	// ([WithNATCheck]).
+	Class, LocalClass NATClass
 }
 
 func peerInfoFrom(msg *message, wantRole byte) (PeerInfo, error) {
@@ -35,6 +39,7 @@ func peerInfoFrom(msg *message, wantRole byte) (PeerInfo, error) {
 		Observed:    msg.Mapped,
 		Controlling: msg.Role == roleControlling,
 		Tag:         msg.Tag,
+		Class:       msg.Class,
 	}, nil
 }
 

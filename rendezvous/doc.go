@@ -56,4 +56,7 @@
 //	WithRegisterRate(r, b) etc.  r 0: no limit; b 0: error     error (NaN, ±Inf: error)
 //	WithSourcePrefix(v4, v6)     /0: one source for all        error (> 32, > 128: error)
 //	WithMaxRateEntries(n)        error                         error
+//	WithAltAddr(ap)              port 0: the kernel chooses    -
+//	WithDialBack(d, burst, n)    error                         error
+//	WithNATCheck(bool)           -                             -
 package rendezvous

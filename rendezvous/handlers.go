@@ -21,11 +21,17 @@ func (c *peerConn) handle(msg *message, unknown []stun.AttrType) {
 		case stun.MethodBinding:
 			// Exactly what any STUN server answers: the source address,
 			// XOR-encoded, and FINGERPRINT if the request carried one.
-			_ = c.send(&message{Type: stun.BindingSuccess, TxID: msg.TxID, Mapped: c.remote, Software: software, Fingerprnt: msg.Fingerprnt})
+			// With an alternate address, also where to send the next
+			// Binding of a NAT behaviour test (RFC 5780).
+			other, origin := c.bindingAddrs()
+			_ = c.send(&message{Type: stun.BindingSuccess, TxID: msg.TxID, Mapped: c.remote, Software: software, Fingerprnt: msg.Fingerprnt,
+				Other: other, Origin: origin})
 		case methodRegister:
 			c.register(msg)
 		case methodConnect:
 			c.connect(msg)
+		case methodDialBack:
+			c.dialBack(msg)
 		case methodPing:
 			_ = c.send(&message{Type: stun.NewType(methodPing, stun.ClassSuccessResponse), TxID: msg.TxID})
 		default:
@@ -107,7 +113,7 @@ func (c *peerConn) register(req *message) {
 		old.close()
 	}
 	c.mu.Lock()
-	c.role, c.name, c.cands = roleControlled, req.Name, cands
+	c.role, c.name, c.cands, c.class = roleControlled, req.Name, cands, req.Class
 	c.mu.Unlock()
 	select {
 	case <-c.closed: // closed meanwhile: close() may have missed the name
@@ -126,7 +132,7 @@ func (c *peerConn) connect(req *message) {
 		return
 	}
 	c.mu.Lock()
-	c.role, c.name, c.cands = roleControlling, req.Name, cands
+	c.role, c.name, c.cands, c.class = roleControlling, req.Name, cands, req.Class
 	c.mu.Unlock()
 	if !c.s.beginPair() {
 		_ = c.send(errorResponse(req, CodeShuttingDown, "server shutting down"))

@@ -39,6 +39,16 @@ type message struct {
 	HasResume  bool
 
 	Report *wireReport // a PunchReport's attributes (report.go); nil when absent
+
+	// NAT behaviour discovery (attrs_netcheck.go).
+	Other        netip.AddrPort // OTHER-ADDRESS
+	Origin       netip.AddrPort // RESPONSE-ORIGIN
+	Class        NATClass       // NAT-CLASS
+	HasClass     bool
+	DialNonce    [DialBackNonceSize]byte // DIALBACK-NONCE
+	HasDialNonce bool
+	DialResult   DialBackResult // DIALBACK-RESULT; 0 when absent
+	DialTook     time.Duration
 }
 
 var errMalformed = errors.New("malformed message")
@@ -94,6 +104,7 @@ func (msg *message) encode(m *stun.Message) error {
 		m.Add(attrTiming, binary.BigEndian.AppendUint32(v, durMicros(msg.Delay)))
 	}
 	msg.encodeOwnerAttrs(m)
+	msg.encodeExt(m)
 	if msg.Report != nil {
 		msg.Report.encode(m)
 	}
@@ -141,6 +152,7 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 		return nil
 	}
 	var plainMapped netip.AddrPort
+	var ext extSeen
 	for i, a := range m.Attributes {
 		var err error
 		switch a.Type {
@@ -221,6 +233,10 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 				msg.Fingerprnt = true
 			}
 		default:
+			if isExt(a.Type) {
+				err = msg.decodeExt(a, &ext)
+				break
+			}
 			if a.Type.Required() && !understood(a.Type) {
 				unknown = append(unknown, a.Type)
 			}

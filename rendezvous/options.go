@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 )
 
@@ -81,6 +82,12 @@ type serverConfig struct {
 	v4Bits, v6Bits                                          int
 	maxRateEntries                                          int
 	loopback                                                int8 // 0 auto (allowed on a loopback server), 1 allow, -1 withhold
+
+	// NAT behaviour discovery (altaddr.go, dialback.go).
+	alts             []netip.AddrPort
+	dialBackTimeout  time.Duration
+	dialBackBurst    int
+	dialBackInFlight int
 }
 
 func newServerConfig(opts []ServerOption) *serverConfig {
@@ -106,6 +113,10 @@ func newServerConfig(opts []ServerOption) *serverConfig {
 		v4Bits:          DefaultIPv4PrefixBits,
 		v6Bits:          DefaultIPv6PrefixBits,
 		maxRateEntries:  DefaultMaxRateEntries,
+
+		dialBackTimeout:  DefaultDialBackTimeout,
+		dialBackBurst:    DefaultDialBackBurst,
+		dialBackInFlight: DefaultDialBackInFlight,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -125,6 +136,7 @@ type clientConfig struct {
 	requestTimeout time.Duration
 	backoffMin     time.Duration
 	backoffMax     time.Duration
+	natCheck       bool               // the quick NAT check before Register and Connect (quickcheck.go)
 	ownerKey       ed25519.PrivateKey // WithOwnerKey (ownerproof_client.go)
 
 	err error // the invalid options, reported by every call

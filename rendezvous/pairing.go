@@ -130,8 +130,11 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 	delayL, delayD = min(delayL, s.cfg.pingTimeout), min(delayD, s.cfg.pingTimeout)
 
 	l.mu.Lock()
-	lCands := l.cands
+	lCands, lClass := l.cands, l.class
 	l.mu.Unlock()
+	d.mu.Lock()
+	dClass := d.class
+	d.mu.Unlock()
 	// candpolicy.go: what each side may be told of the other's host candidates.
 	dCands, lCands = s.handOut(d, l, dCands), s.handOut(l, d, lCands)
 	toL, errL := encodeBytes(&message{
@@ -139,12 +142,14 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 		Name: req.Name, Mapped: l.remote, Candidates: withObserved(d.remote, dCands),
 		Role: roleControlled, Tag: tag, HasTag: true,
 		HasTiming: true, RTT: rttL, Delay: delayL,
+		Class: dClass, HasClass: dClass.Measured(),
 	})
 	toD, errD := encodeBytes(&message{
 		Type: stun.NewType(methodConnect, stun.ClassSuccessResponse), TxID: req.TxID,
 		Name: req.Name, Mapped: d.remote, Candidates: withObserved(l.remote, lCands),
 		Role: roleControlling, Tag: tag, HasTag: true,
 		HasTiming: true, RTT: rttD, Delay: delayD,
+		Class: lClass, HasClass: lClass.Measured(),
 	})
 	if errL != nil || errD != nil {
 		log.Error("encoding peer info", "err", fmt.Sprint(errL, errD))

@@ -32,6 +32,8 @@ type peerConn struct {
 	role    byte // 0, roleControlled (a listener) or roleControlling (a dialer)
 	name    string
 	cands   []netip.AddrPort
+	class   NATClass // the NAT-CLASS the peer sent in Register or Connect
+	dialing bool     // a dial-back of this connection is in flight
 	pings   map[[stun.TransactionIDSize]byte]pendingPing
 	lastRTT time.Duration
 	ka      *time.Timer

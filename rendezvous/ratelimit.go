@@ -47,14 +47,14 @@ type rate struct {
 
 func (r rate) unlimited() bool { return r.perSec == 0 }
 
-// bucket is a token bucket: tokens as of last.
-type bucket struct {
+// tokenBucket is a token bucket: tokens as of last.
+type tokenBucket struct {
 	tokens float64
 	last   time.Time
 }
 
 // take refills b to now and takes one token if there is one.
-func (b *bucket) take(r rate, now time.Time) bool {
+func (b *tokenBucket) take(r rate, now time.Time) bool {
 	b.tokens = min(r.burst, b.tokens+now.Sub(b.last).Seconds()*r.perSec)
 	b.last = now
 	if b.tokens < 1 {
@@ -66,7 +66,7 @@ func (b *bucket) take(r rate, now time.Time) bool {
 
 // full reports whether b has refilled to its burst by now: it then holds
 // nothing a fresh bucket would not, and may be forgotten.
-func (b *bucket) full(r rate, now time.Time) bool {
+func (b *tokenBucket) full(r rate, now time.Time) bool {
 	return b.tokens+now.Sub(b.last).Seconds()*r.perSec >= r.burst
 }
 
@@ -76,13 +76,13 @@ type limiter[K comparable] struct {
 	maxEntries int
 
 	mu        sync.Mutex
-	m         map[K]*bucket
-	overflow  bucket
+	m         map[K]*tokenBucket
+	overflow  tokenBucket
 	lastSweep time.Time
 }
 
 func newLimiter[K comparable](r rate, maxEntries int) *limiter[K] {
-	return &limiter[K]{r: r, maxEntries: maxEntries, m: make(map[K]*bucket)}
+	return &limiter[K]{r: r, maxEntries: maxEntries, m: make(map[K]*tokenBucket)}
 }
 
 // allow takes a token for k, reporting whether there was one.
@@ -100,11 +100,11 @@ func (l *limiter[K]) allow(k K, now time.Time) bool {
 		if len(l.m) >= l.maxEntries {
 			// The table is full of active sources: share one bucket.
 			if l.overflow.last.IsZero() {
-				l.overflow = bucket{tokens: l.r.burst, last: now}
+				l.overflow = tokenBucket{tokens: l.r.burst, last: now}
 			}
 			return l.overflow.take(l.r, now)
 		}
-		b = &bucket{tokens: l.r.burst, last: now}
+		b = &tokenBucket{tokens: l.r.burst, last: now}
 		l.m[k] = b
 	}
 	return b.take(l.r, now)

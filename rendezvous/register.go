@@ -33,7 +33,8 @@ type Registration struct {
 	mu       sync.Mutex
 	cur      *controlConn
 	observed netip.AddrPort
-	err      error // why the registration ended, if not by Close
+	class    NATClass // measured at the last registration (WithNATCheck)
+	err      error    // why the registration ended, if not by Close
 
 	// resume is the server's RESUME-TOKEN from the last registration,
 	// presented when registering again (establish runs one at a time).
@@ -96,6 +97,13 @@ func (r *Registration) establish(ctx context.Context) (*controlConn, netip.AddrP
 	}
 	req := &message{Type: stun.NewType(methodRegister, stun.ClassRequest), TxID: newTxID(), Name: r.name, Candidates: r.cands,
 		Resume: r.resume, HasResume: r.hasResume}
+	if r.cfg.natCheck {
+		req.Class = c.quickCheck(ctx, r.server, r.local.Addr())
+		req.HasClass = req.Class.Measured()
+		r.mu.Lock()
+		r.class = req.Class
+		r.mu.Unlock()
+	}
 	resp, err := c.request(ctx, req)
 	if err != nil {
 		c.Close()
@@ -110,6 +118,14 @@ func (r *Registration) Observed() netip.AddrPort {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.observed
+}
+
+// Class is the NAT class of our local port as measured at the last
+// registration ([WithNATCheck]; "not measured" without it).
+func (r *Registration) Class() NATClass {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.class
 }
 
 // Next returns the next dialer's PeerInfo (we are the controlled side). It
@@ -175,6 +191,7 @@ func (r *Registration) serve(c *controlConn) {
 					r.log.Info("bad peer info ignored", "err", err)
 					continue
 				}
+				pi.LocalClass = r.Class()
 				r.log.Debug("peer info", "candidates", pi.Candidates, "rtt", msg.RTT, "delay", msg.Delay)
 				select {
 				case r.peers <- pi:

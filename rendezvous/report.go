@@ -45,13 +45,43 @@ func isReportAttr(t stun.AttrType) bool {
 }
 
 // Wire values of the report's enums. Decoding maps any other value onto the
-// fixed sets (PunchOther, NATUnknown); a path the server does not know makes
-// the report meaningless, so it is ignored.
+// fixed sets (PunchOther, a NAT class not measured); a path the server does
+// not know makes the report meaningless, so it is ignored.
 var (
 	pathWire   = []PunchPath{1: PathDirect, 2: PathRelay, 3: PathFailed}
 	methodWire = []PunchMethod{0: PunchNone, 1: PunchSimultaneousOpen, 2: PunchAccept, 3: PunchConnect}
-	natWire    = []NATClass{0: NATUnknown, 1: NATNone, 2: NATEndpointIndep, 3: NATSymmetric}
 )
+
+// A report carries a NAT class coarsely, by its mapping alone: 0 not
+// measured, 1 none, 2 endpoint-independent, 3 symmetric (any mapping that
+// changes with the destination). That is what the success rate is broken
+// down by; the full class travels in NAT-CLASS.
+func natToWire(c NATClass) byte {
+	switch {
+	case c.Mapping == MappingNone:
+		return 1
+	case c.Mapping == MappingEndpointIndependent:
+		return 2
+	case c.Mapping.Symmetric():
+		return 3
+	}
+	return 0
+}
+
+// natFromWire is the class a report's byte stands for; symmetric reads as
+// endpoint-dependent (address and address-and-port dependence not told
+// apart), anything unknown as not measured.
+func natFromWire(b byte) NATClass {
+	switch b {
+	case 1:
+		return NATClass{Mapping: MappingNone}
+	case 2:
+		return NATClass{Mapping: MappingEndpointIndependent}
+	case 3:
+		return NATClass{Mapping: MappingEndpointDependent}
+	}
+	return NATClass{}
+}
 
 // wireOf is v's wire value, fallback for a value outside the table.
 func wireOf[T comparable](table []T, v T, fallback byte) byte {
@@ -84,7 +114,7 @@ func (w *wireReport) encode(m *stun.Message) {
 	m.Add(attrPunchMethod, []byte{wireOf(methodWire, r.Method, 0xFF)})
 	m.Add(attrPunchTime, binary.BigEndian.AppendUint32(nil, durMicros(r.TimeToConnect)))
 	m.Add(attrPunchAttempts, binary.BigEndian.AppendUint16(nil, uint16(min(max(r.Attempts, 0), 0xFFFF))))
-	m.Add(attrNATClasses, []byte{wireOf(natWire, r.LocalNAT, 0), wireOf(natWire, r.PeerNAT, 0)})
+	m.Add(attrNATClasses, []byte{natToWire(r.LocalNAT), natToWire(r.PeerNAT)})
 }
 
 // decodeReportAttr decodes one report attribute into msg.Report. It never
@@ -92,7 +122,7 @@ func (w *wireReport) encode(m *stun.Message) {
 // lives on.
 func (msg *message) decodeReportAttr(t stun.AttrType, v []byte) {
 	if msg.Report == nil {
-		msg.Report = &wireReport{r: PunchReport{Method: PunchNone, LocalNAT: NATUnknown, PeerNAT: NATUnknown}}
+		msg.Report = &wireReport{r: PunchReport{Method: PunchNone}}
 	}
 	w := msg.Report
 	bit := uint8(1) << (t - attrPunchPath)
@@ -131,8 +161,8 @@ func (msg *message) decodeReportAttr(t stun.AttrType, v []byte) {
 			w.bad = true
 			return
 		}
-		w.r.LocalNAT = fromWire(natWire, v[0], NATUnknown)
-		w.r.PeerNAT = fromWire(natWire, v[1], NATUnknown)
+		w.r.LocalNAT = natFromWire(v[0])
+		w.r.PeerNAT = natFromWire(v[1])
 	}
 }
 

@@ -225,12 +225,11 @@ func TestPunchReportsCountedOncePerSession(t *testing.T) {
 	l, d, tag := pairRaw(t, addr, "alice")
 
 	direct := PunchReport{Path: PathDirect, Method: PunchSimultaneousOpen, TimeToConnect: 1234 * time.Microsecond,
-		Attempts: 3, LocalNAT: NATEndpointIndep, PeerNAT: NATUnknown}
+		Attempts: 3, LocalNAT: NATClass{Mapping: MappingEndpointIndependent}}
 	d.send(reportMessage(tag, direct))
 	d.send(reportMessage(tag, direct)) // the same session again: ignored
 	d.ping()
-	l.send(reportMessage(tag, PunchReport{Path: PathDirect, Method: PunchAccept, Attempts: 1,
-		LocalNAT: NATUnknown, PeerNAT: NATUnknown}))
+	l.send(reportMessage(tag, PunchReport{Path: PathDirect, Method: PunchAccept, Attempts: 1}))
 	l.ping()
 	var other [16]byte
 	other[0] = 1
@@ -275,10 +274,10 @@ func TestPunchReportsBadInputIgnored(t *testing.T) {
 		{"oversized", []stun.RawAttribute{a(attrPunchPath, 1), {Type: stun.AttrSoftware, Value: make([]byte, 300)}}, nil},
 		{"unknown method and NAT values", []stun.RawAttribute{a(attrPunchPath, 3), a(attrPunchMethod, 200),
 			a(attrNATClasses, 9, 250), a(attrPunchAttempts, 0xFF, 0xFF), a(attrPunchTime, 0xFF, 0xFF, 0xFF, 0xFF)},
-			&PunchReport{Path: PathFailed, Method: PunchOther, LocalNAT: NATUnknown, PeerNAT: NATUnknown,
+			&PunchReport{Path: PathFailed, Method: PunchOther,
 				Attempts: 0xFFFF, TimeToConnect: 0xFFFFFFFF * time.Microsecond}},
 		{"path alone", []stun.RawAttribute{a(attrPunchPath, 2)},
-			&PunchReport{Path: PathRelay, Method: PunchNone, LocalNAT: NATUnknown, PeerNAT: NATUnknown}},
+			&PunchReport{Path: PathRelay, Method: PunchNone}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, d, tag := pairRaw(t, addr, "n"+fmt.Sprint(time.Now().UnixNano()))

@@ -37,6 +37,10 @@ type Server struct {
 	closing   bool
 	connWG    sync.WaitGroup // serving goroutines, one per connection
 	pairWG    sync.WaitGroup // pairings in flight
+
+	altStarted bool     // startAlt ran (altaddr.go)
+	alt        altAddrs // the bound alternate addresses
+	dialBacks  *dialBackLimiter
 }
 
 // NewServer returns a server configured by opts; it serves nothing yet.
@@ -52,6 +56,7 @@ func NewServer(opts ...ServerOption) *Server {
 		sessions:  newSessionTable(),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*peerConn]struct{}),
+		dialBacks: newDialBackLimiter(cfg),
 	}
 }
 
@@ -112,6 +117,13 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.listeners[ln] = struct{}{}
 	s.order = append(s.order, ln)
 	s.mu.Unlock()
+	if err := s.startAlt(ln); err != nil {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+		return err
+	}
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, ln)

@@ -114,7 +114,7 @@ type PunchReport struct {
 	Method        PunchMethod
 	TimeToConnect time.Duration
 	Attempts      int
-	LocalNAT      NATClass // the reporting peer's
+	LocalNAT      NATClass // the reporting peer's (the zero value: not measured)
 	PeerNAT       NATClass // the other peer's, as the reporter knows it
 }
 
@@ -137,16 +137,6 @@ const (
 	PunchConnect          PunchMethod = "connect"
 	PunchNone             PunchMethod = "none" // relayed or failed
 	PunchOther            PunchMethod = "other"
-)
-
-// NATClass is a NAT's behaviour as discovery classifies it.
-type NATClass string
-
-const (
-	NATUnknown       NATClass = "unknown" // not measured
-	NATNone          NATClass = "none"    // public address
-	NATEndpointIndep NATClass = "endpoint-independent"
-	NATSymmetric     NATClass = "symmetric"
 )
 
 // NopTracer does nothing. Embed it in a Tracer that implements only some

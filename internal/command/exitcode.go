@@ -49,7 +49,8 @@ func ExitCode(err error) int {
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
 	case errors.Is(err, punch.ErrTimeout), errors.Is(err, punch.ErrPeerRejected),
-		errors.Is(err, punch.ErrOnlySelfConnects), errors.Is(err, punch.ErrNoCandidates):
+		errors.Is(err, punch.ErrOnlySelfConnects), errors.Is(err, punch.ErrNoCandidates),
+		errors.Is(err, punch.ErrNoDirectPath):
 		return ExitNoPath
 	case errors.Is(err, punch.ErrRendezvous), errors.Is(err, rendezvous.ErrUnknownName),
 		errors.Is(err, rendezvous.ErrNameTaken):

@@ -22,6 +22,10 @@ func explain(name string, timeout time.Duration, peer *punch.Event, err error) e
 		return &oneLine{err: err, msg: fmt.Sprintf("no direct path to %q: every candidate was our own address and port "+
 			"(self-connect: two tcpunch processes on one host given the same --port?); give them different ports", name)}
 	}
+	if errors.Is(err, punch.ErrNoDirectPath) && errors.As(err, &pe) && pe.Cause != nil {
+		return &oneLine{err: err, msg: fmt.Sprintf("no direct path to %q can exist: %v; this pair needs a relay (gave up at once instead of after %v)",
+			name, pe.Cause, timeout)}
+	}
 	if !errors.Is(err, punch.ErrTimeout) || !errors.As(err, &pe) {
 		return err
 	}
@@ -33,13 +37,18 @@ func explain(name string, timeout time.Duration, peer *punch.Event, err error) e
 	return &oneLine{msg: msg, err: err}
 }
 
-// natHint guesses which NAT is in the way. A NAT that kept the local port
-// (as Linux masquerade and most home routers do when they can) is likely
-// endpoint-independent; one that changed it may be symmetric.
+// natHint says which NAT is in the way: from the classes both sides
+// measured when the server has a second address, else a guess from the
+// ports (a NAT that kept the local port, as Linux masquerade and most home
+// routers do when they can, is likely endpoint-independent; one that
+// changed it may be symmetric).
 func natHint(peer *punch.Event) string {
-	const generic = "one of the NATs may be symmetric (`tcpunch stun SERVER1 SERVER2` on each side tells)"
+	const generic = "one of the NATs may be symmetric (`tcpunch netcheck` on each side tells)"
 	if peer == nil || len(peer.Candidates) == 0 {
 		return generic
+	}
+	if h := classHint(peer.LocalClass, peer.PeerClass); h != "" {
+		return h
 	}
 	var hints []string
 	observed := peer.Candidates[0]
@@ -55,6 +64,30 @@ func natHint(peer *punch.Event) string {
 	}
 	if len(hints) == 0 {
 		return generic
+	}
+	return strings.Join(hints, "; ")
+}
+
+// classHint is the hint from the measured classes, "" when neither
+// side's mapping was measured.
+func classHint(local, peer rendezvous.NATClass) string {
+	if local.Mapping == rendezvous.MappingNotMeasured && peer.Mapping == rendezvous.MappingNotMeasured {
+		return ""
+	}
+	var hints []string
+	for _, s := range []struct {
+		who string
+		c   rendezvous.NATClass
+	}{{"our NAT", local}, {"the peer's NAT", peer}} {
+		switch {
+		case s.c.Mapping.Symmetric():
+			hints = append(hints, s.who+" is symmetric (measured: "+s.c.Mapping.String()+" mapping)")
+		case s.c.Mapping == rendezvous.MappingNotMeasured:
+			hints = append(hints, s.who+": mapping not measured")
+		}
+	}
+	if len(hints) == 0 {
+		return "both sides measured endpoint-independent mappings, so a firewall or packet loss on the path is the likelier cause (`tcpunch netcheck` on each side shows the filtering)"
 	}
 	return strings.Join(hints, "; ")
 }

@@ -46,6 +46,10 @@ func (p *progress) event(ev punch.Event) {
 		p.peers[ev.Addr], p.last = &ev, &ev
 		p.mu.Unlock()
 		line = fmt.Sprintf("peer found: %s", ev.Detail)
+		if p.verbose {
+			p.printf("%s", line)
+			line = fmt.Sprintf("NAT classes before punching: ours %v; the peer's %v", ev.LocalClass, ev.PeerClass)
+		}
 	case punch.EventAttempt:
 		if line = p.attempt(ev); line == "" {
 			return

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tcpunch/tcpunch/internal/admin"
@@ -147,4 +150,27 @@ func shutdownAdmin(adm *admin.Server, logger *slog.Logger) {
 	if err := adm.Shutdown(ctx); err != nil {
 		logger.Warn("stopping the admin listener", "err", err)
 	}
+}
+
+// AltAddrs parses --alt-addr values, IP or IP:PORT (PORT defaulting to the
+// --listen port + 1), into server options.
+func AltAddrs(values []string, listen string) ([]rendezvous.ServerOption, error) {
+	var opts []rendezvous.ServerOption
+	for _, v := range values {
+		ap, err := netip.ParseAddrPort(v)
+		if err != nil {
+			ip, ierr := netip.ParseAddr(strings.Trim(v, "[]"))
+			if ierr != nil {
+				return nil, usageError("--alt-addr %q: want IP or IP:PORT ([IPv6]:PORT)", v)
+			}
+			_, p, err := net.SplitHostPort(listen)
+			port, perr := strconv.Atoi(p)
+			if err != nil || perr != nil || port <= 0 || port >= 65535 {
+				return nil, usageError("--alt-addr %q without a port needs a --listen with a port", v)
+			}
+			ap = netip.AddrPortFrom(ip, uint16(port+1))
+		}
+		opts = append(opts, rendezvous.WithAltAddr(ap))
+	}
+	return opts, nil
 }

@@ -256,10 +256,17 @@ func punchMethod(m rendezvous.PunchMethod) string {
 	return "other"
 }
 
+// natClass reduces a measured class to the label set: its mapping is what
+// decides whether a peer can be reached, and the set stays four values
+// whatever a client reports.
 func natClass(c rendezvous.NATClass) string {
-	switch c {
-	case rendezvous.NATNone, rendezvous.NATEndpointIndep, rendezvous.NATSymmetric:
-		return string(c)
+	switch {
+	case c.Mapping == rendezvous.MappingNone:
+		return "none"
+	case c.Mapping == rendezvous.MappingEndpointIndependent:
+		return "endpoint-independent"
+	case c.Mapping.Symmetric():
+		return "symmetric"
 	}
-	return string(rendezvous.NATUnknown)
+	return "unknown"
 }

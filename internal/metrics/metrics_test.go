@@ -92,7 +92,8 @@ func TestMetricsExposition(t *testing.T) {
 	m.RelayStarted()
 	m.RelayEnded(rendezvous.RelaySession{BytesUp: 1000, BytesDown: 250, Duration: time.Minute, Reason: rendezvous.RelayEndByteLimit})
 	m.PunchReported(rendezvous.PunchReport{Path: rendezvous.PathDirect, Method: rendezvous.PunchSimultaneousOpen,
-		TimeToConnect: 40 * time.Millisecond, Attempts: 1, LocalNAT: rendezvous.NATEndpointIndep, PeerNAT: rendezvous.NATNone})
+		TimeToConnect: 40 * time.Millisecond, Attempts: 1, LocalNAT: rendezvous.NATClass{Mapping: rendezvous.MappingEndpointIndependent, Filtering: rendezvous.FilteringSilent},
+		PeerNAT: rendezvous.NATClass{Mapping: rendezvous.MappingNone, Filtering: rendezvous.FilteringAccepted}})
 	m.PunchReported(rendezvous.PunchReport{Path: rendezvous.PathFailed, Method: rendezvous.PunchNone, Attempts: 12})
 	m.ProxyHeader("missing")
 	m.Draining()
@@ -169,7 +170,8 @@ func TestMetricsLabelsStayInTheirSets(t *testing.T) {
 	for i := range 100 {
 		bogus := "x" + string(rune('a'+i%26)) + time.Duration(i).String()
 		m.PunchReported(rendezvous.PunchReport{Path: rendezvous.PunchPath(bogus), Method: rendezvous.PunchMethod(bogus),
-			LocalNAT: rendezvous.NATClass(bogus), PeerNAT: rendezvous.NATClass(bogus)})
+			LocalNAT: rendezvous.NATClass{Mapping: rendezvous.Mapping(100 + i), Filtering: rendezvous.Filtering(i)},
+			PeerNAT:  rendezvous.NATClass{Mapping: rendezvous.Mapping(100 + i)}})
 		m.Request(rendezvous.RequestMethod(bogus), 1000+i)
 		m.ConnAccepted(rendezvous.Family(bogus), rendezvous.Refusal(bogus))
 		m.Paired(rendezvous.Pairing{RTTSource: bogus})

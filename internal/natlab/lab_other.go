@@ -38,6 +38,8 @@ func (l *Lab) Close() error                                { return nil }
 
 func (n *node) Do(fn func() error) error { return ErrUnsupported }
 
+func (n *node) AddAddr(a netip.Prefix) error { return ErrUnsupported }
+
 // Capture fails: there is no lab link to capture.
 func (n *node) Capture(ctx context.Context, opts ...CaptureOption) (*Capture, error) {
 	return nil, ErrUnsupported
