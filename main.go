@@ -34,7 +34,7 @@ const exitCodesHelp = `EXIT CODES:
    2    usage: bad flags or arguments, an unknown command, a malformed --rendezvous
    3    no direct path: the punch timed out or the peer refused verification
    4    rendezvous: server unreachable (after retrying for --timeout), unknown name, name taken,
-        or a --port that already has a connection to that server
+        listener busy, or a --port that already has a connection to that server
    5    incomplete: the peer reset, died or cut the stream; the line says how many bytes were
         sent and acknowledged (exit 0 means everything sent was read by the peer)
    6    authentication failed: the peer holds another secret or code (nothing was sent or
@@ -307,6 +307,7 @@ EXAMPLES:
 			&cli.StringFlag{Name: "exec", EnvVars: envs("exec"),
 				Usage: "run `CMD` (via /bin/sh -c) for every connection, as its stdin/stdout"},
 			readyFDFlag("once registered, write the local endpoint and a newline to descriptor `N`, and close it"),
+			maxPunchesFlag(), // flags_hardening.go
 		),
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
@@ -314,7 +315,12 @@ EXAMPLES:
 				return &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("listen takes at most one NAME (see tcpunch listen --help)")}
 			}
 			name := c.Args().First()
-			return command.Listen(c.Context, peerConfig(c), name,
+			peer := peerConfig(c)
+			var err error
+			if peer.Extra, err = maxPunchesOption(c); err != nil { // flags_hardening.go
+				return err
+			}
+			return command.Listen(c.Context, peer, name,
 				command.ListenMode{Forward: c.String("forward"), Exec: c.String("exec")})
 		},
 	}
@@ -508,7 +514,7 @@ EXAMPLES:
    tcpunch serve --proxy-protocol-from 10.0.0.0/24   # behind HAProxy with send-proxy-v2
    tcpunch serve --alt-addr 198.51.100.7 --alt-addr 2001:db8::7   # NAT checks (tcpunch netcheck)
 `,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Value: ":3478", EnvVars: envs("listen"),
 				Usage: "`ADDR` to listen on"},
 			&cli.StringFlag{Name: "admin", EnvVars: envs("admin"),
@@ -546,7 +552,7 @@ EXAMPLES:
 			readyFDFlag("once listening, write the listening address and a newline to descriptor `N`, and close it"),
 			logFormatFlag(),
 			verboseFlag(),
-		},
+		}, serveLimitFlags()...), // flags_hardening.go
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
 			logger, err := newLogger(c, os.Stderr)
@@ -554,6 +560,10 @@ EXAMPLES:
 				return err
 			}
 			if err := checkServeFlags(c); err != nil {
+				return err
+			}
+			limits, err := serveLimitOptions(c) // flags_hardening.go
+			if err != nil {
 				return err
 			}
 			alts, err := command.AltAddrs(c.StringSlice("alt-addr"), c.String("listen"))
@@ -569,7 +579,7 @@ EXAMPLES:
 				ProxyHeaderTimeout: c.Duration("proxy-header-timeout"),
 				Logger:             logger,
 				ReadyFD:            c.Int("ready-fd"),
-			}, append(alts,
+			}, append(append(limits, alts...),
 				rendezvous.WithMaxConns(c.Int("max-conns")),
 				rendezvous.WithMaxConnsPerIP(c.Int("max-conns-per-ip")),
 				rendezvous.WithMaxMessageSize(c.Int("max-message-size")),

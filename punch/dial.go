@@ -39,8 +39,13 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	}
 	defer ep.Close()
 
+	// The listener may refuse us (busy) after the server answered: the
+	// punch then ends at once with the listener's reason. The engine's own
+	// hook goes last, so no caller's option displaces it.
+	ctx, cancelPunch := context.WithCancelCause(ctx)
+	defer cancelPunch(nil)
 	pi, ctl, err := rendezvous.Connect(ctx, rendezvousAddr, ep.Addr(), serverName, ep.hostCandidates(rendezvousAddr),
-		append(cfg.rendezvousOptions(), proof...)...)
+		append(append(cfg.rendezvousOptions(), proof...), rendezvous.WithPeerRefused(func(err error) { cancelPunch(err) }))...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
 	}
@@ -58,7 +63,8 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	}
 	// The secure handshake starts now: its first flight goes out behind
 	// the nominating hello (docs/PROTOCOL.md, the secure link).
-	session := Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}}
+	session := Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
+		policy: policyFor(rendezvousAddr, pi.Observed, pi.Candidates)}
 	el := cfg.startEarly(ctx, pi.Tag, name)
 	if el != nil {
 		session.early = el.ec.snapshot
@@ -69,6 +75,9 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	if err != nil {
 		if el != nil {
 			el.abort(err)
+		}
+		if cause := context.Cause(ctx); errors.Is(cause, rendezvous.ErrPeerRefused) {
+			return nil, fmt.Errorf("%w: %w", ErrRendezvous, cause)
 		}
 		return nil, err
 	}

@@ -21,6 +21,7 @@ const (
 	EventVerified                         // a connection passed the hello exchange
 	EventConnected                        // the nominated connection: the punch succeeded
 	EventFailed                           // a punch a Listener started for a dialer failed (Err says why)
+	EventRefused                          // a Listener refused a dialer without punching (Err matches ErrBusy)
 )
 
 func (k EventKind) String() string {
@@ -41,6 +42,8 @@ func (k EventKind) String() string {
 		return "connected"
 	case EventFailed:
 		return "failed"
+	case EventRefused:
+		return "refused"
 	}
 	return "unknown"
 }

@@ -28,6 +28,9 @@ type Listener struct {
 
 	mu  sync.Mutex
 	err error // why the listener stopped, once it has
+
+	rendezvous string
+	active     int // punches running, against cfg.maxPunches
 }
 
 // Listen registers name at the rendezvous server at rendezvousAddr and
@@ -54,13 +57,13 @@ func Listen(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*
 		return nil, err
 	}
 	reg, err := rendezvous.Register(ctx, rendezvousAddr, ep.Addr(), serverName, ep.hostCandidates(rendezvousAddr),
-		append(cfg.rendezvousOptions(), proof...)...)
+		append(append(cfg.rendezvousOptions(), proof...), rendezvous.WithSessionCancelled(ep.cancelSession))...)
 	if err != nil {
 		ep.Close()
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
 	}
 	ep.emit(Event{Kind: EventRegistered, Addr: reg.Observed(), Detail: name})
-	l := &Listener{ep: ep, reg: reg, cfg: cfg, conns: make(chan *Conn), label: name, final: make(chan *Conn, 1)}
+	l := &Listener{ep: ep, reg: reg, cfg: cfg, conns: make(chan *Conn), rendezvous: rendezvousAddr, label: name, final: make(chan *Conn, 1)}
 	l.ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	l.wg.Add(1)
 	go l.serve()
@@ -82,13 +85,18 @@ func (l *Listener) serve() {
 			l.ep.emit(Event{Kind: EventFailed, Addr: pi.Candidates[0], Err: err})
 			continue
 		}
+		if !l.admit(pi) { // budget.go: refused through the server, not queued
+			continue
+		}
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
+			defer l.done()
 			ctx, cancel := context.WithTimeout(l.ctx, l.cfg.punchTimeout)
 			defer cancel()
 			start := time.Now()
-			raw, err := l.ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlled, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}})
+			raw, err := l.ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlled, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
+				policy: policyFor(l.rendezvous, pi.Observed, pi.Candidates)})
 			if l.ctx.Err() == nil { // a listener closing abandons its punches: nothing to report
 				report(l.ctx, &l.cfg, l.reg, pi, raw, err, time.Since(start))
 			}

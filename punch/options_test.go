@@ -28,6 +28,9 @@ func TestNonsenseOptionsAreErrors(t *testing.T) {
 		{WithPunchTimeout(-1), "WithPunchTimeout"},
 		{WithRetryJitter(-time.Millisecond, time.Millisecond), "WithRetryJitter"},
 		{WithRetryJitter(100*time.Millisecond, 10*time.Millisecond), "WithRetryJitter"},
+		{WithMaxPunches(0), "WithMaxPunches"},
+		{WithMaxSYNRate(0, 400), "WithMaxSYNRate"},
+		{WithMaxSYNRate(50, -1), "WithMaxSYNRate"},
 	} {
 		local := netip.AddrPortFrom(lo4, 0)
 		if e, err := NewEndpoint(ctx, local, tc.opt); err == nil || !strings.Contains(err.Error(), tc.name) {

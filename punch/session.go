@@ -49,6 +49,11 @@ type Session struct {
 	// own. They are the application's first bytes on that connection; the
 	// controlled side reads exact lengths and leaves them in the stream.
 	early func() []byte
+
+	// policy, set by Listen and Dial, withholds candidates the rendezvous
+	// should not have handed out (candpolicy.go). Endpoint.Punch callers
+	// choose their candidates themselves.
+	policy *candPolicy
 }
 
 // unmap normalises IPv4-mapped IPv6 addresses, which a dual-stack socket
@@ -84,6 +89,12 @@ type session struct {
 	won          chan struct{} // closed when winner is set
 	exhausted    chan struct{} // closed when no candidate and no accepted connection is left
 	exhaustedSet bool
+
+	// cancel.go and budget.go
+	stop      context.CancelFunc // ends the punch
+	peerLeft  bool               // the rendezvous said the peer left
+	verifying int                // hello exchanges in progress
+	syns      *synBucket
 }
 
 // candidate is one remote endpoint of the session and how dialing it goes.
@@ -108,8 +119,9 @@ func (e *Endpoint) newSession(s Session, start time.Time) *session {
 		won:       make(chan struct{}),
 		exhausted: make(chan struct{}),
 		early:     s.early,
+		syns:      newSYNBucket(e.cfg.synRate),
 	}
-	for _, a := range s.Candidates {
+	for i, a := range s.Candidates {
 		a = unmap(a)
 		if _, dup := p.cands[a]; dup {
 			continue
@@ -118,6 +130,8 @@ func (e *Endpoint) newSession(s Session, start time.Time) *session {
 		p.cands[a] = c
 		p.order = append(p.order, c)
 		switch {
+		case s.policy.check(a, i) != nil: // candpolicy.go
+			c.dropped, c.err = true, fmt.Errorf("candidate %v: %w", a, errPolicy)
 		case e.usable(a) != nil:
 			c.dropped, c.err = true, fmt.Errorf("candidate %v: %w", a, e.usable(a))
 		case (e.isSelf(a) || slices.Contains(s.Self, a)) && !e.cfg.dialSelf:
@@ -211,6 +225,8 @@ func (p *session) failure(cause error) *Error {
 		e.Kind = ErrNoCandidates
 	case p.live == 0 && allSelf:
 		e.Kind = ErrOnlySelfConnects
+	case p.peerLeft: // cancel.go
+		e.Kind = ErrPeerLeft
 	case p.peerRejected:
 		e.Kind = ErrPeerRejected
 	case p.live == 0:

@@ -10,13 +10,14 @@ import (
 )
 
 var suite = map[string]func(context.Context, Config) error{
-	"connect": benchConnect,
-	"idle":    benchIdle,
-	"pairing": benchPairing,
-	"burst":   benchBurst,
-	"stun":    benchSTUN,
-	"data":    benchData,
-	"secure":  benchSecure,
+	"connect":  benchConnect,
+	"natcheck": benchNATCheck,
+	"idle":     benchIdle,
+	"pairing":  benchPairing,
+	"burst":    benchBurst,
+	"stun":     benchSTUN,
+	"data":     benchData,
+	"secure":   benchSecure,
 }
 
 // machine describes where the numbers come from.

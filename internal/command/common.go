@@ -26,7 +26,8 @@ type Peer struct {
 	Stdout     io.Writer
 	Stderr     io.Writer
 	Logger     *slog.Logger
-	Trust      Trust // --secret-file, TCPUNCH_SECRET, --insecure (secret.go)
+	Extra      []punch.Option // more engine options (e.g. punch.WithMaxPunches for listen)
+	Trust      Trust          // --secret-file, TCPUNCH_SECRET, --insecure (secret.go)
 }
 
 func (p *Peer) check(name string) error {
@@ -61,6 +62,7 @@ func (p *Peer) options(prog *progress) []punch.Option {
 	if p.Logger != nil {
 		opts = append(opts, punch.WithLogger(p.Logger))
 	}
+	opts = append(opts, p.Extra...)
 	if p.NoReport {
 		opts = append(opts, punch.WithoutOutcomeReport())
 	}

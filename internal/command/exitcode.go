@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tcpunch/tcpunch/internal/relay"
 	"github.com/tcpunch/tcpunch/punch"
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
@@ -15,7 +16,7 @@ const (
 	ExitFailure     = 1   // anything else: I/O, a child that failed
 	ExitUsage       = 2   // bad flags or arguments, an unknown command, a malformed --rendezvous
 	ExitNoPath      = 3   // no direct path: the punch timed out or the peer refused verification
-	ExitRendezvous  = 4   // the rendezvous server: unreachable, unknown name, name taken, --port already connected to it
+	ExitRendezvous  = 4   // the rendezvous server: unreachable, unknown name, name taken, listener busy, --port already connected to it
 	ExitIncomplete  = 5   // the peer reset, died or cut the stream: data may be lost (the line says how many bytes were sent and acknowledged)
 	ExitAuth        = 6   // authentication failed: the peer holds another secret or code, or a one-time code was retired
 	ExitInterrupted = 130 // a one-shot command interrupted by SIGINT/SIGTERM
@@ -44,7 +45,7 @@ func ExitCode(err error) int {
 		return ExitOK
 	case errors.As(err, &e):
 		return e.Code
-	case errors.Is(err, punch.ErrIncomplete):
+	case errors.Is(err, relay.ErrIncomplete), errors.Is(err, punch.ErrIncomplete):
 		return ExitIncomplete
 	case errors.Is(err, punch.ErrAuthFailed), errors.Is(err, punch.ErrCodeRetired):
 		return ExitAuth

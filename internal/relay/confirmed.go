@@ -71,8 +71,8 @@ func PipeConfirmed(ctx context.Context, conn Confirmed, in io.Reader, out io.Wri
 func ProxyConfirmed(ctx context.Context, conn Confirmed, local net.Conn) error {
 	defer local.Close()
 	errc := make(chan error, 2)
-	go func() { _, err := copyHalf(conn, local); errc <- err }()
-	go func() { _, err := copyHalf(local, conn); errc <- err }()
+	go func() { errc <- copyThenCloseWrite(conn, local) }()
+	go func() { errc <- copyThenCloseWrite(local, conn) }()
 	var errs []error
 	for pending := 2; pending > 0; pending-- {
 		select {
@@ -153,6 +153,16 @@ func finish(ctx context.Context, conn Confirmed, cause error) error {
 	}
 	if err != nil && ctx.Err() != nil {
 		return ctx.Err()
+	}
+	return err
+}
+
+// copyThenCloseWrite copies src to dst, then half-closes dst (a confirmed
+// conn sends its FIN frame).
+func copyThenCloseWrite(dst io.Writer, src io.Reader) error {
+	_, err := io.Copy(dst, src)
+	if cerr := closeWrite(dst); err == nil && cerr != nil && !isGone(cerr) {
+		err = cerr
 	}
 	return err
 }
