@@ -50,7 +50,9 @@ func TestLostDataNeverExitsZero(t *testing.T) {
 	const size = 8 << 20
 	points := lostDataPoints()
 	beyond := 0
-	defer func() { t.Logf("%d kills came after the sender had handed over its last byte (asserted like the others)", beyond) }()
+	defer func() {
+		t.Logf("%d kills came after the sender had handed over its last byte (asserted like the others)", beyond)
+	}()
 	for _, mode := range []string{"pipe", "forward", "exec"} {
 		t.Run(mode, func(t *testing.T) {
 			for i := 0; i <= points; i++ {
