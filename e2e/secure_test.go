@@ -254,3 +254,55 @@ func TestLostDataIsNotSuccess(t *testing.T) {
 		}
 	}
 }
+
+// TestSecurePcap: a capture on NAT A's WAN link during a secret-mode
+// session holds the session's packets but never the payload marker; the
+// same capture of an --insecure session does hold it (so the check can
+// fail).
+func TestSecurePcap(t *testing.T) {
+	natlab.Require(t)
+	const marker = "tcpunch-payload-marker-5b1e"
+	drop := natlab.Side{NAT: natlab.NATDrop}
+	for _, mode := range []string{"secret", "insecure"} {
+		t.Run(mode, func(t *testing.T) {
+			p := cell{Scenario: natlab.Scenario{Name: "drop×drop", A: drop, B: drop, Direct: true}}.build(t)
+			rv := serveIn(t, p)
+			ctx := testContext(t, 2*time.Minute)
+			capt, err := p.A.Router().Capture(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			extra := []string{}
+			if mode == "insecure" {
+				extra = []string{"--insecure"}
+			}
+			payload := strings.Repeat(marker+"\n", 64)
+			var lOut bytes.Buffer
+			l := start(t, in(p.A), strings.NewReader(payload), &lOut, append(append([]string{"listen", "-r", rv}, extra...), "pcap")...)
+			l.waitStderr("listening as", 30*time.Second)
+			d := start(t, in(p.B), strings.NewReader(payload), io.Discard, append(append([]string{"dial", "-r", rv}, extra...), "pcap")...)
+			if c := d.wait(60 * time.Second); c != 0 {
+				t.Fatalf("dial exit %d:\n%s", c, d.stderr.String())
+			}
+			if c := l.wait(60 * time.Second); c != 0 {
+				t.Fatalf("listen exit %d:\n%s", c, l.stderr.String())
+			}
+			if err := capt.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			if lOut.String() != payload {
+				t.Fatalf("listener got %d bytes, want %d", lOut.Len(), len(payload))
+			}
+			if capt.Truncated() || capt.Packets() < 10 {
+				t.Fatalf("capture: %d packets, truncated %v", capt.Packets(), capt.Truncated())
+			}
+			switch seen := capt.Contains([]byte(marker)); {
+			case mode == "secret" && seen:
+				t.Error("the payload marker crossed NAT A's WAN link in clear")
+			case mode == "insecure" && !seen:
+				t.Error("the --insecure session's marker is not in the capture: the check is blind")
+			}
+			t.Logf("%s: %d packets captured on %s, marker seen: %v", mode, capt.Packets(), capt.Interface(), capt.Contains([]byte(marker)))
+		})
+	}
+}
