@@ -125,7 +125,7 @@ func TestDialBack(t *testing.T) {
 	}
 	// The burst of 2 per IP is spent: the third is refused with 429.
 	var se *ServerError
-	if _, err := p2.DialBack(ctx, nonce); !errors.As(err, &se) || se.Code != CodeRateLimited {
+	if _, err := p2.DialBack(ctx, nonce); !errors.As(err, &se) || se.Code != CodeTooManyRequests {
 		t.Errorf("third dial-back from one IP: %v, want 429", err)
 	}
 }
