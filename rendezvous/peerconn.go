@@ -34,12 +34,16 @@ type peerConn struct {
 	cands   []netip.AddrPort
 	class   NATClass // the NAT-CLASS the peer sent in Register or Connect
 	dialing bool     // a dial-back of this connection is in flight
-	pings   map[[stun.TransactionIDSize]byte]pendingPing
-	lastRTT time.Duration
-	ka      *time.Timer
-	gone    bool          // closed: a pairing must not start (cancel.go)
-	tag     [tagSize]byte // a dialer's session, once its pairing sent (cancel.go)
-	hasTag  bool
+	// classReady is closed once an announced class (NAT-CLASS-FOLLOWS) is
+	// in, or was given up on (classupdate.go); nil when none was announced.
+	classReady chan struct{}
+	classIn    bool
+	pings      map[[stun.TransactionIDSize]byte]pendingPing
+	lastRTT    time.Duration
+	ka         *time.Timer
+	gone       bool          // closed: a pairing must not start (cancel.go)
+	tag        [tagSize]byte // a dialer's session, once its pairing sent (cancel.go)
+	hasTag     bool
 
 	auth ownerAuth // owner proofs and the resume token (ownerproof.go)
 
