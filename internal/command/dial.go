@@ -44,6 +44,7 @@ func Dial(ctx context.Context, p Peer, name string, mode DialMode) error {
 		warnInsecure(p.Stderr)
 	}
 	prog := newProgress(p.Stderr, p.Verbose, p.Timeout)
+	prog.setTrust(tr)
 	if mode.Local != "" {
 		return dialLocal(ctx, p, tr, mode.Local, prog)
 	}

@@ -104,6 +104,7 @@ func Listen(ctx context.Context, p Peer, name string, mode ListenMode) error {
 // listener holds is replaced by a new one (a few times).
 func listenTrusted(ctx context.Context, p Peer, tr trust, prog *progress) (*punch.Listener, trust, error) {
 	for try := 0; ; try++ {
+		prog.setTrust(tr)
 		// A server that is down or restarting is retried, but not forever:
 		// a mistyped address should not look like a listener that works.
 		rctx, cancel := context.WithTimeout(ctx, p.Timeout)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +29,7 @@ type progress struct {
 	last     *punch.Event
 	timeout  time.Duration
 	attempts map[netip.AddrPort]error // why the last attempt to a candidate failed
+	trust    trust                    // what the user called the peer, for the peer-found line
 }
 
 func newProgress(w io.Writer, verbose bool, timeout time.Duration) *progress {
@@ -45,9 +48,12 @@ func (p *progress) event(ev punch.Event) {
 		}
 		p.peers[ev.Addr], p.last = &ev, &ev
 		p.mu.Unlock()
-		line = fmt.Sprintf("peer found: %s", ev.Detail)
+		line = p.peerFound(ev)
 		if p.verbose {
 			p.printf("%s", line)
+			if server := p.serverName(ev); server != "" {
+				p.printf("%s", server)
+			}
 			line = fmt.Sprintf("NAT classes before punching: ours %v; the peer's %v", ev.LocalClass, ev.PeerClass)
 		}
 	case punch.EventAttempt:
@@ -87,6 +93,62 @@ func (p *progress) event(ev punch.Event) {
 		line = fmt.Sprintf("%v %v %s", ev.Kind, ev.Addr, ev.Detail)
 	}
 	p.printf("%s", line)
+}
+
+// setTrust says how the user named the peer; listen calls it again when a
+// taken nameplate made it pick another code.
+func (p *progress) setTrust(tr trust) {
+	tr.secret = punch.Secret{} // only the names are printed; keep no copy of the key
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.trust = tr
+}
+
+// peerFound is the line for a peer-info event. It names the peer as the
+// user did: the label, not the name derived from it that the server sees
+// (pk-…); for a code only the nameplate, since the words are a password
+// and stderr ends up in logs.
+func (p *progress) peerFound(ev punch.Event) string {
+	p.mu.Lock()
+	tr := p.trust
+	p.mu.Unlock()
+	var who string
+	switch tr.mode {
+	case punch.AuthSecret, punch.AuthInsecure:
+		who = strconv.Quote(tr.label)
+	case punch.AuthCode:
+		nameplate, _, _ := strings.Cut(tr.code.String(), "-")
+		who = "code " + nameplate
+	default:
+		return "peer found: " + ev.Detail // a caller that did not say
+	}
+	if len(ev.Candidates) == 0 {
+		return fmt.Sprintf("peer found: %s at %v; we are %v", who, ev.Addr, ev.Observed)
+	}
+	return fmt.Sprintf("peer found: %s at %v (candidates %v); we are %v", who, ev.Addr, ev.Candidates, ev.Observed)
+}
+
+// serverName is the -v line saying which name the server knows the peer by,
+// when it is not the label: the event's detail begins with it, quoted.
+func (p *progress) serverName(ev punch.Event) string {
+	p.mu.Lock()
+	tr := p.trust
+	p.mu.Unlock()
+	quoted, err := strconv.QuotedPrefix(ev.Detail)
+	if err != nil {
+		return ""
+	}
+	name, err := strconv.Unquote(quoted)
+	if err != nil || name == "" {
+		return ""
+	}
+	switch tr.mode {
+	case punch.AuthSecret:
+		return fmt.Sprintf("the rendezvous knows %q as %q, derived from the secret and the label (it learns neither)", tr.label, name)
+	case punch.AuthCode:
+		return fmt.Sprintf("the rendezvous knows the code as its nameplate %q (it never sees the words)", name)
+	}
+	return ""
 }
 
 // attempt is the line for an attempt event, or "" when it is not shown.

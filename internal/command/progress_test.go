@@ -65,3 +65,40 @@ func TestProgressPunchCutShort(t *testing.T) {
 		t.Errorf("a cut-short punch reported as a timeout: %q", got)
 	}
 }
+
+// The peer-found line names the peer by the label the user typed, not the
+// pk- name the server sees; -v adds the derived name. A code shows only its
+// nameplate: its words are a password.
+func TestProgressPeerFoundLabel(t *testing.T) {
+	peer := netip.MustParseAddrPort("203.0.113.10:5000")
+	us := netip.MustParseAddrPort("198.51.100.7:6000")
+	const derived = "pk-3f9a0c7d1e2b4a5c6d7e8f9a0b1c2d3e"
+	ev := punch.Event{Kind: punch.EventPeerInfo, Addr: peer, Candidates: []netip.AddrPort{peer}, Observed: us,
+		Detail: fmt.Sprintf("%q at %v (candidates %v); we are %v", derived, peer, []netip.AddrPort{peer}, us)}
+	code, err := punch.ParseCode("7-amber-orbit-lamp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		tr          trust
+		verbose     bool
+		want, never string
+	}{
+		{trust{mode: punch.AuthSecret, label: "box"}, false, `peer found: "box" at 203.0.113.10:5000 (candidates [203.0.113.10:5000]); we are 198.51.100.7:6000`, derived},
+		{trust{mode: punch.AuthSecret, label: "box"}, true, `the rendezvous knows "box" as "` + derived + `"`, ""},
+		{trust{mode: punch.AuthCode, code: code, label: code.String()}, false, `peer found: code 7 at 203.0.113.10:5000`, "amber"},
+		{trust{mode: punch.AuthCode, code: code, label: code.String()}, true, `peer found: code 7 at`, "amber"},
+		{trust{mode: punch.AuthInsecure, label: "open"}, true, `peer found: "open" at`, derived},
+	} {
+		var out strings.Builder
+		p := newProgress(&out, c.verbose, time.Minute)
+		p.setTrust(c.tr)
+		p.event(ev)
+		if !strings.Contains(out.String(), c.want) {
+			t.Errorf("%s -v=%v: got\n%s\nwant a line with %q", c.tr.mode, c.verbose, out.String(), c.want)
+		}
+		if c.never != "" && strings.Contains(out.String(), c.never) {
+			t.Errorf("%s -v=%v: %q printed:\n%s", c.tr.mode, c.verbose, c.never, out.String())
+		}
+	}
+}
