@@ -306,7 +306,7 @@ EXAMPLES:
 				Usage: "proxy every connection to the local service at `HOST:PORT`"},
 			&cli.StringFlag{Name: "exec", EnvVars: envs("exec"),
 				Usage: "run `CMD` (via /bin/sh -c) for every connection, as its stdin/stdout"},
-			readyFDFlag("once registered, write the local endpoint and a newline to descriptor `N`, and close it"),
+			readyFDFlag("once registered, write the local endpoint (with a one-time code: a space and the code) and a newline to descriptor `N`, and close it"),
 			maxPunchesFlag(), // flags_hardening.go
 		),
 		OnUsageError: usageError,

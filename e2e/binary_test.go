@@ -204,12 +204,19 @@ func (p *proc) waitStderr(re string, d time.Duration) string {
 }
 
 // waitReady waits for the ready line of serve (its listening address) or
-// listen (its local endpoint, once registered) and returns it.
+// listen (its local endpoint, once registered) and returns the address.
 func (p *proc) waitReady(d time.Duration) string {
+	p.t.Helper()
+	return p.waitReadyFields(d)[0]
+}
+
+// waitReadyFields waits for the ready line and returns all its fields: the
+// address, then for a code-mode listener the one-time code.
+func (p *proc) waitReadyFields(d time.Duration) []string {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	addr, err := p.ready.Wait(ctx)
+	fields, err := p.ready.WaitFields(ctx)
 	if errors.Is(err, ready.ErrExited) {
 		<-p.done
 		p.t.Fatalf("%v exited before it was ready (%v); stderr:\n%s", p.cmd.Args, p.err, p.stderr.String())
@@ -217,7 +224,7 @@ func (p *proc) waitReady(d time.Duration) string {
 	if err != nil {
 		p.t.Fatalf("%v not ready within %v: %v; stderr:\n%s", p.cmd.Args, d, err, p.stderr.String())
 	}
-	return addr
+	return fields
 }
 
 // serve starts `tcpunch serve` on listen (port 0: an ephemeral one), with

@@ -281,7 +281,8 @@ func TestLyingRendezvous(t *testing.T) {
 			rv, _ := serve(t, nil, "127.0.0.1:0")
 			m := startMITM(t, true, mode == "code")
 			lie := lyingRendezvous(t, rv, netip.MustParseAddrPort(m.ln.Addr().String()))
-			var lOut, dOut bytes.Buffer
+			var lOut syncBuffer // read while the listener still runs
+			var dOut bytes.Buffer
 			l, d := runPair(t, mode, lie, strings.NewReader(marker), &lOut, strings.NewReader(marker), &dOut)
 			if c := d.wait(60 * time.Second); c != 6 {
 				t.Fatalf("dial through a TLS-terminating proxy: exit %d, want 6:\n%s", c, d.stderr.String())

@@ -10,21 +10,28 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
-// codeOf waits for the one-time code a code-mode listener prints.
+// codeOf waits for the one-time code a code-mode listener hands on: the
+// second field of its ready line (package ready), which must agree with
+// the code it prints for people.
 func codeOf(t *testing.T, l *proc) string {
 	t.Helper()
-	line := l.waitStderr(`one-time code: \S+`, 30*time.Second)
-	m := regexp.MustCompile(`one-time code: (\S+)`).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("no code in %q", line)
+	fields := l.waitReadyFields(30 * time.Second)
+	if len(fields) != 2 {
+		t.Fatalf("code-mode listener's ready line %q: want ADDR CODE", fields)
 	}
-	return m[1]
+	code := fields[1]
+	// stderr reaches us through another pipe and a copying goroutine: it
+	// may lag behind the ready line, so wait for it.
+	l.waitStderr(`one-time code: `+regexp.QuoteMeta(code)+`\n`, 30*time.Second)
+	l.waitStderr(`tcpunch dial -r \S+ `+regexp.QuoteMeta(code)+`\n`, 30*time.Second)
+	return code
 }
 
 // TestCodeMode: listen without NAME prints a code and the dial line; the
@@ -110,7 +117,9 @@ func TestWrongSecretRefused(t *testing.T) {
 	}
 	var lOut syncBuffer // read while the listener still runs
 	l := start(t, nil, strings.NewReader("for the right peer\n"), &lOut, "listen", "-r", rv, "box")
-	l.waitReady(30 * time.Second)
+	if f := l.waitReadyFields(30 * time.Second); len(f) != 1 {
+		t.Errorf("secret-mode listener's ready line %q: want the address alone", f)
+	}
 	var dOut bytes.Buffer
 	d := start(t, nil, strings.NewReader("intruder\n"), &dOut, "dial", "-r", rv, "--secret-file", other, "box")
 	if c := d.wait(30 * time.Second); c != 4 {
@@ -305,4 +314,100 @@ func TestSecurePcap(t *testing.T) {
 			t.Logf("%s: %d packets captured on %s, marker seen: %v", mode, capt.Packets(), capt.Interface(), capt.Contains([]byte(marker)))
 		})
 	}
+}
+
+// TestRestartRaceProtectedName: the issue's restart race, with a secret.
+// The server is SIGKILLed and restarted on the same port while squatters
+// loop: one asks for the listener's pk- name without its key (`listen
+// --insecure pk-…`: the server answers 401), one holds another secret
+// and the same label (it registers, but a different pk- name). The
+// legitimate listener gets its name back, a dialer with the right secret
+// reaches it, and no squatter receives a byte.
+func TestRestartRaceProtectedName(t *testing.T) {
+	t.Parallel()
+	// No per-source Register limit: every process here shares 127.0.0.1, and
+	// the squatters' tries would otherwise hold the owner's re-registration
+	// back with 429s; this test is about who may have the name.
+	noLimit := []string{"--register-rate", "0"}
+	rv, srv := serve(t, nil, "127.0.0.1:0", noLimit...)
+	var lOut syncBuffer
+	l := start(t, nil, strings.NewReader("for the owner\n"), &lOut, "listen", "-r", rv, "vault")
+	l.waitReady(30 * time.Second)
+	name := srv.waitStderr(`msg=registered .*name=(pk-[a-z2-7]+)`, 30*time.Second)
+	other := filepath.Join(t.TempDir(), "other")
+	if err := writeSecret(other); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.cmd.Process.Kill() // SIGKILL: no drain, the listener's control connection just breaks
+	srv.wait(30 * time.Second)
+
+	// The open-name squatter loops from before the restart until the end
+	// of the test, each try with a short timeout. t.Errorf, not t.Fatal,
+	// from its goroutine.
+	stop := make(chan struct{})
+	var refusals atomic.Int32
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var out syncBuffer
+			s := start(t, nil, nil, &out, "listen", "--insecure", "-r", rv, "--timeout", "2s", name)
+			select {
+			case <-s.done:
+			case <-time.After(30 * time.Second):
+				s.cmd.Process.Kill() // a squatter that got the name would wait here
+				<-s.done
+			}
+			if s.err == nil || strings.Contains(s.stderr.String(), "listening as") {
+				t.Errorf("open-name squatter registered %s (%v):\n%s", name, s.err, s.stderr.String())
+			}
+			if out.Len() != 0 {
+				t.Errorf("open-name squatter received %q", out.String())
+			}
+			if strings.Contains(s.stderr.String(), "code 401") {
+				refusals.Add(1)
+			}
+		}
+	})
+	stopSquatter := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopSquatter()
+	var sqOut syncBuffer
+	sq := start(t, nil, strings.NewReader("squatter\n"), &sqOut, "listen", "-r", rv, "--secret-file", other, "vault")
+
+	_, srv2 := serve(t, nil, rv, noLimit...) // the same address
+	l.waitStderr(`registered again`, 60*time.Second)
+	sq.waitReady(30 * time.Second) // registered too: under its own name, not ours
+	// The owner is back; the squatter goes on trying for a while, and the
+	// owner keeps its name through that.
+	for deadline := time.Now().Add(30 * time.Second); refusals.Load() < 10; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d squatter tries refused with 401 in 30 s", refusals.Load())
+		}
+	}
+
+	var dOut bytes.Buffer
+	d := start(t, nil, strings.NewReader("owner's dialer\n"), &dOut, "dial", "-r", rv, "vault")
+	if c := d.wait(60 * time.Second); c != 0 {
+		t.Fatalf("dial with the right secret after the restart: exit %d:\n%s", c, d.stderr.String())
+	}
+	if c := l.wait(30 * time.Second); c != 0 {
+		t.Fatalf("listen exit %d:\n%s", c, l.stderr.String())
+	}
+	if dOut.String() != "for the owner\n" || lOut.String() != "owner's dialer\n" {
+		t.Errorf("dialer got %q, listener got %q", dOut.String(), lOut.String())
+	}
+	if sqOut.Len() != 0 {
+		t.Errorf("the other secret's listener received %q", sqOut.String())
+	}
+	stopSquatter()
+	// The restarted server registered our name once: for its owner.
+	if n := len(regexp.MustCompile(`msg=registered \S+ name=`+name).FindAllString(srv2.stderr.String(), -1)); n != 1 {
+		t.Errorf("the restarted server registered %s %d times, want once (the owner):\n%s", name, n, srv2.stderr.String())
+	}
+	t.Logf("%d squatter tries refused with 401 around the restart", refusals.Load())
 }

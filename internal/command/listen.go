@@ -61,7 +61,13 @@ func Listen(ctx context.Context, p Peer, name string, mode ListenMode) error {
 	default:
 		prog.printf("listening as %q via %s (insecure)", tr.label, p.Rendezvous)
 	}
-	if err := ready.Notify(p.ReadyFD, ln.Addr().String()); err != nil {
+	// With a code the ready line carries it too, for the program that
+	// started us to hand on (package ready).
+	var readyExtra []string
+	if tr.mode == punch.AuthCode {
+		readyExtra = append(readyExtra, tr.code.String())
+	}
+	if err := ready.Notify(p.ReadyFD, ln.Addr().String(), readyExtra...); err != nil {
 		return err
 	}
 

@@ -24,6 +24,17 @@ func TestMain(m *testing.M) {
 		}
 		time.Sleep(200 * time.Millisecond) // ready, and still running
 		os.Exit(0)
+	case "code":
+		fd, _ := strconv.Atoi(os.Getenv(EnvVar))
+		if err := Notify(fd, "127.0.0.1:41641", "7-amber-orbit-lamp"); err != nil {
+			os.Exit(3)
+		}
+		os.Exit(0)
+	case "long":
+		fd, _ := strconv.Atoi(os.Getenv(EnvVar))
+		os.NewFile(uintptr(fd), "ready").Write(make([]byte, 2*maxLine))
+		time.Sleep(time.Minute)
+		os.Exit(0)
 	case "exit":
 		os.Exit(1) // never ready
 	case "hang":
@@ -88,5 +99,49 @@ func TestNotifyWithoutDescriptor(t *testing.T) {
 	}
 	if err := Notify(987, "x"); err == nil {
 		t.Error("Notify on a descriptor that is not open = nil, want an error")
+	}
+}
+
+// TestReadyFields: a code-mode listener's line carries the code as the
+// second field; Wait still returns the address alone.
+func TestReadyFields(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, w := child(t, "code")
+	fields, err := w.WaitFields(ctx)
+	if err != nil || len(fields) != 2 || fields[0] != "127.0.0.1:41641" || fields[1] != "7-amber-orbit-lamp" {
+		t.Fatalf("WaitFields = %q, %v; want [127.0.0.1:41641 7-amber-orbit-lamp]", fields, err)
+	}
+	_, w = child(t, "code")
+	if addr, err := w.Wait(ctx); err != nil || addr != "127.0.0.1:41641" {
+		t.Fatalf("Wait = %q, %v; want the address, the first field", addr, err)
+	}
+}
+
+// TestReadyLineBounded: a line without end is refused after maxLine bytes,
+// not buffered without bound.
+func TestReadyLineBounded(t *testing.T) {
+	_, w := child(t, "long")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if fields, err := w.WaitFields(ctx); err == nil || ctx.Err() != nil {
+		t.Fatalf("WaitFields = %q, %v; want an error about the line's length", fields, err)
+	}
+}
+
+// TestNotifyRejectsBadFields: a field with white space, or an empty one,
+// would change how the reader splits the line.
+func TestNotifyRejectsBadFields(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	t.Setenv(EnvVar, "")
+	for _, extra := range [][]string{{"two words"}, {""}, {"a\nb"}} {
+		if err := Notify(int(w.Fd()), "127.0.0.1:1", extra...); err == nil {
+			t.Errorf("Notify with field %q = nil, want an error", extra)
+		}
 	}
 }
