@@ -170,11 +170,15 @@ func TestTrustUsage(t *testing.T) {
 
 // TestSecureLab: the secret and the code modes move 64 MiB each way,
 // sha256 exact, through the real-NAT lab's drop×drop and rst×rst with
-// 50 ms one-way delay (the issue asks for 1 GiB; 64 MiB keeps CI time
-// sane and crosses the same code paths).
+// 50 ms one-way delay. 64 MiB keeps CI time sane and crosses the same code
+// paths; TCPUNCH_E2E_BIG=1 moves the issue's 1 GiB each way instead
+// (BENCHMARKS.md section 5 has the times of one such run).
 func TestSecureLab(t *testing.T) {
 	natlab.Require(t)
-	const size = 64 << 20
+	size, deadline := int64(64<<20), 5*time.Minute
+	if os.Getenv("TCPUNCH_E2E_BIG") == "1" {
+		size, deadline = 1<<30, 20*time.Minute
+	}
 	drop, rst := natlab.Side{NAT: natlab.NATDrop}, natlab.Side{NAT: natlab.NATReject}
 	for _, sc := range []natlab.Scenario{
 		{Name: "drop×drop-50ms", A: drop, B: drop, Delay: 50 * time.Millisecond, Direct: true},
@@ -199,8 +203,9 @@ func TestSecureLab(t *testing.T) {
 					l.waitStderr("listening as", 30*time.Second)
 					dArgs = append(dArgs, "lab")
 				}
+				t0 := time.Now()
 				d := start(t, dPre, stream(32, size), dOut, dArgs...)
-				if c := d.wait(5 * time.Minute); c != 0 {
+				if c := d.wait(deadline); c != 0 {
 					diagnose(t, p)
 					t.Fatalf("dial exit %d:\n%s", c, d.stderr.String())
 				}
@@ -214,7 +219,7 @@ func TestSecureLab(t *testing.T) {
 					t.Errorf("dialer got %d bytes that differ from the %d sent", n, size)
 				}
 				r := parseReport(t, d.stderr.String())
-				t.Logf("%s %s: %s in %.1f ms, handshake %.1f ms", sc.Name, mode, r.Method, r.ElapsedMS, r.HandshakeMS)
+				t.Logf("%s %s: %s in %.1f ms, handshake %.1f ms; %d MiB each way in %.1f s", sc.Name, mode, r.Method, r.ElapsedMS, r.HandshakeMS, size>>20, time.Since(t0).Seconds())
 			})
 		}
 	}
