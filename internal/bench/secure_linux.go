@@ -9,12 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/tcpunch/tcpunch/internal/natlab"
+	"github.com/tcpunch/tcpunch/internal/ready"
 	"github.com/tcpunch/tcpunch/punch"
 )
 
@@ -107,8 +107,6 @@ type secureReport struct {
 	Auth        string  `json:"auth"`
 }
 
-var codeRE = regexp.MustCompile(`one-time code: (\S+)`)
-
 // secureOnce runs one listen/dial pair with nothing to send and returns
 // both --report json lines.
 func secureOnce(ctx context.Context, cfg Config, pair *natlab.Pair, rv, mode, secretFile, name string) (dialer, listener secureReport, err error) {
@@ -122,26 +120,30 @@ func secureOnce(ctx context.Context, cfg Config, pair *natlab.Pair, rv, mode, se
 	}
 	l := pair.A.Command(rctx, cfg.Exe, lArgs...)
 	l.Env = append(os.Environ(), "TCPUNCH_SECRET=", "TCPUNCH_SECRET_FILE=")
+	env := l.Env // before Attach adds the listener's descriptor number
+	rw, err := ready.Attach(l)
+	if err != nil {
+		return dialer, listener, err
+	}
+	defer rw.Close()
 	ls, err := watchStderr(l)
 	if err != nil {
 		return dialer, listener, err
 	}
 	defer l.Wait()
-	line, err := ls.wait(rctx, func(s string) bool {
-		return strings.Contains(s, "one-time code:") || strings.Contains(s, "listening as")
-	})
+	// The ready line: the listener's endpoint, and with a code the code.
+	fields, err := rw.WaitFields(rctx)
 	if err != nil {
-		return dialer, listener, fmt.Errorf("listener: %w", err)
+		return dialer, listener, fmt.Errorf("listener: %w (%s)", err, ls.tail())
 	}
 	if mode == "code" {
-		m := codeRE.FindStringSubmatch(line)
-		if m == nil {
-			return dialer, listener, fmt.Errorf("no code in %q", line)
+		if len(fields) < 2 {
+			return dialer, listener, fmt.Errorf("no code in the listener's ready line %q", fields)
 		}
-		dArgs = append(dArgs, m[1])
+		dArgs = append(dArgs, fields[1])
 	}
 	d := pair.B.Command(rctx, cfg.Exe, dArgs...)
-	d.Env = l.Env
+	d.Env = env
 	ds, err := watchStderr(d)
 	if err != nil {
 		return dialer, listener, err
