@@ -23,6 +23,9 @@ type PeerInfo struct {
 	Observed    netip.AddrPort   // our own endpoint as the server saw it
 	Controlling bool             // true for the dialer
 	Tag         [16]byte
+	// RelayToken admits our leg to the server's relay for this pairing
+	// ([DialRelay]); zero when the server does not relay.
+	RelayToken RelayToken
 }
 
 func peerInfoFrom(msg *message, wantRole byte) (PeerInfo, error) {
@@ -35,6 +38,7 @@ func peerInfoFrom(msg *message, wantRole byte) (PeerInfo, error) {
 		Observed:    msg.Mapped,
 		Controlling: msg.Role == roleControlling,
 		Tag:         msg.Tag,
+		RelayToken:  msg.RelayToken,
 	}, nil
 }
 

@@ -16,10 +16,15 @@
 // Both clients connect from the peer's reused local port (see package
 // sockopt): the NAT mapping the server observes is the one the punch uses.
 //
+// When no direct connection is possible (a symmetric NAT), the server
+// relays, within the operator's limits: peer info carries a one-time
+// [RelayToken], and [DialRelay] opens a peer's leg of the relay session.
+// The server splices the two legs (splice(2) on Linux) and reads only frame
+// headers; it ends a session for a limit with an END frame that says why
+// ([RelayEndedError]). It carries whatever the peers send: encrypt end to
+// end above it.
+//
 // Do not use this package for:
-//   - relaying data: the server only introduces peers and never carries
-//     their traffic; when a direct connection is impossible (symmetric NATs)
-//     use a relay such as TURN;
 //   - authentication: anyone reaching the server can register a free name
 //     or connect to a registered one. Authenticate the punched connection
 //     end to end, and run a private server for private names;
@@ -49,4 +54,11 @@
 //	WithKernelRTT(bool)          -                             -
 //	WithBackoff(min, max)        error (min > 0, max >= min)   error
 //	WithRequestTimeout(d)        error                         error
+//	WithRelay(bool)              -                             -
+//	WithRelaySessions(t, s)      no cap                        error
+//	WithRelayRate(n)             unlimited                     error
+//	WithRelayMaxBytes(n)         unlimited                     error
+//	WithRelayIdleTimeout(d)      error                         error
+//	WithRelayMaxDuration(d)      unlimited                     error
+//	WithRelayTokenTTL(d)         error                         error
 package rendezvous

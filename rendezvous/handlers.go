@@ -26,6 +26,8 @@ func (c *peerConn) handle(msg *message, unknown []stun.AttrType) {
 			c.register(msg)
 		case methodConnect:
 			c.connect(msg)
+		case methodRelay:
+			c.relayRequest(msg) // relay_session.go
 		case methodPing:
 			_ = c.send(&message{Type: stun.NewType(methodPing, stun.ClassSuccessResponse), TxID: msg.TxID})
 		default:

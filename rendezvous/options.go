@@ -72,7 +72,8 @@ type serverConfig struct {
 	keepAlive     time.Duration
 	pingTimeout   time.Duration
 	kernelRTT     bool
-	err           error // the invalid options, reported by Serve
+	relay         relayConfig // relay_options.go
+	err           error       // the invalid options, reported by Serve
 }
 
 func newServerConfig(opts []ServerOption) *serverConfig {
@@ -89,6 +90,7 @@ func newServerConfig(opts []ServerOption) *serverConfig {
 		keepAlive:     DefaultKeepAlive,
 		pingTimeout:   DefaultPingTimeout,
 		kernelRTT:     true,
+		relay:         defaultRelayConfig(),
 	}
 	for _, o := range opts {
 		if o != nil {

@@ -35,6 +35,9 @@ type peerConn struct {
 	pings   map[[stun.TransactionIDSize]byte]pendingPing
 	lastRTT time.Duration
 	ka      *time.Timer
+	leg     *relaySession // set once this connection is a relay leg (relay_session.go)
+
+	legReq *message // a Relay request: the serve loop hands the connection to serveLeg
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -79,6 +82,10 @@ func (c *peerConn) serve() {
 			return
 		}
 		c.handle(msg, unknown)
+		if c.legReq != nil {
+			c.serveLeg(r, c.legReq)
+			return
+		}
 	}
 }
 
@@ -141,6 +148,10 @@ func (c *peerConn) writeLocked(b []byte, timeout time.Duration) error {
 
 // goodbye tells the client why the server closes; best effort, briefly.
 func (c *peerConn) goodbye(code int, reason string) {
+	if s := c.relayLeg(); s != nil {
+		s.shutdown() // a relay leg speaks relay frames, not STUN
+		return
+	}
 	msg := &message{Type: stun.NewType(methodGoodbye, stun.ClassIndication), TxID: newTxID(), Code: code, Reason: reason}
 	var m stun.Message
 	if err := msg.encode(&m); err != nil {
@@ -150,6 +161,15 @@ func (c *peerConn) goodbye(code int, reason string) {
 	defer c.wmu.Unlock()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(goodbyeWriteTimeout))
 	_, _ = c.nc.Write(m.Raw)
+}
+
+func (c *peerConn) relayLeg() *relaySession {
+	if c.closed == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leg
 }
 
 func (c *peerConn) close() {

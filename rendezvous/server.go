@@ -23,6 +23,7 @@ type Server struct {
 	log   *slog.Logger
 	reg   *registry
 	limit *connLimiter
+	relay *relayHub
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -41,6 +42,7 @@ func NewServer(opts ...ServerOption) *Server {
 		log:       cfg.log,
 		reg:       newRegistry(),
 		limit:     newConnLimiter(cfg.maxConnsPerIP, cfg.maxConns),
+		relay:     newRelayHub(&cfg.relay, cfg.log),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*peerConn]struct{}),
 	}
@@ -174,6 +176,7 @@ func (s *Server) stopListening() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closing = true
+	s.relay.shutdown()
 	for ln := range s.listeners {
 		ln.Close()
 	}
