@@ -2,26 +2,33 @@ package punch
 
 import (
 	"context"
-	"github.com/tcpunch/tcpunch/sockopt"
+	"errors"
 	"maps"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/tcpunch/tcpunch/sockopt"
 )
 
-// Conn is a punched, verified connection. It embeds *net.TCPConn, so
-// CloseWrite, SetKeepAlive and the rest work; the stream holds only the
-// application's bytes.
+// Conn is a verified connection to the peer: a punched TCP connection
+// (Info().Path == PathDirect) or a stream relayed by the rendezvous server
+// (PathRelay). Either way it is a net.Conn that holds only the
+// application's bytes, and CloseWrite half-closes.
 type Conn struct {
-	*net.TCPConn
+	nc   stream
+	tcp  *net.TCPConn // the direct path's socket; nil when relayed
 	info Info
 }
 
 // Info describes how a Conn was punched.
 type Info struct {
-	Local, Remote netip.AddrPort
-	Method        Method
+	Local, Remote netip.AddrPort         // relayed: our leg's address and the relay server's
+	Method        Method                 // MethodRelay when relayed
+	Path          Path                   // direct or relay
 	Elapsed       time.Duration          // Punch start → verified and nominated
 	Attempts      map[netip.AddrPort]int // SYNs sent per candidate: dials, and the kernel's resends of an unanswered one
 	SelfConnects  int                    // candidates or connections that turned out to be ourselves
@@ -34,6 +41,50 @@ func (c *Conn) Info() Info {
 	return i
 }
 
+func (c *Conn) Read(b []byte) (int, error)         { return c.nc.Read(b) }
+func (c *Conn) Write(b []byte) (int, error)        { return c.nc.Write(b) }
+func (c *Conn) Close() error                       { return c.nc.Close() }
+func (c *Conn) CloseWrite() error                  { return c.nc.CloseWrite() }
+func (c *Conn) LocalAddr() net.Addr                { return c.nc.LocalAddr() }
+func (c *Conn) RemoteAddr() net.Addr               { return c.nc.RemoteAddr() }
+func (c *Conn) SetDeadline(t time.Time) error      { return c.nc.SetDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error  { return c.nc.SetReadDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
+
+// ErrNotDirect is returned by [Conn.File] and [Conn.TCPConn] for a relayed
+// connection, whose socket carries relay frames, not the stream.
+var ErrNotDirect = errors.New("punch: the connection is relayed, not a direct TCP connection")
+
+// File duplicates the socket of a direct connection (for a child process
+// to own, as *net.TCPConn.File does). A relayed connection has no such
+// socket: ErrNotDirect.
+func (c *Conn) File() (*os.File, error) {
+	if c.tcp == nil {
+		return nil, ErrNotDirect
+	}
+	return c.tcp.File()
+}
+
+// TCPConn is the direct connection's socket, for socket options; a relayed
+// connection has none (ErrNotDirect).
+func (c *Conn) TCPConn() (*net.TCPConn, error) {
+	if c.tcp == nil {
+		return nil, ErrNotDirect
+	}
+	return c.tcp, nil
+}
+
+// SyscallConn is the direct connection's raw socket (syscall.Conn); a
+// relayed connection has none (ErrNotDirect).
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	if c.tcp == nil {
+		return nil, ErrNotDirect
+	}
+	return c.tcp.SyscallConn()
+}
+
+var _ net.Conn = (*Conn)(nil)
+
 // aLongTimeAgo is a deadline that unblocks pending I/O at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
@@ -41,7 +92,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // past deadline. Unlike the stop function of context.AfterFunc, the returned
 // stop waits for a hook already running: after it returns, no past deadline
 // can land on c, so a winner's cleared deadlines stay cleared.
-func interruptOnDone(ctx context.Context, c *net.TCPConn) (stop func()) {
+func interruptOnDone(ctx context.Context, c interface{ SetDeadline(time.Time) error }) (stop func()) {
 	var mu sync.Mutex
 	stopped := false
 	stopHook := context.AfterFunc(ctx, func() {
@@ -91,6 +142,7 @@ func (p *session) finish(w *rawConn) *Conn {
 		Local:        w.local,
 		Remote:       w.remote,
 		Method:       w.method,
+		Path:         PathDirect,
 		Elapsed:      p.wonAt.Sub(p.start),
 		Attempts:     make(map[netip.AddrPort]int, len(p.order)),
 		SelfConnects: p.selfConnects,
@@ -100,5 +152,5 @@ func (p *session) finish(w *rawConn) *Conn {
 	}
 	p.mu.Unlock()
 	p.e.emit(Event{Kind: EventConnected, Addr: w.remote, Method: w.method, Detail: "local " + w.local.String()})
-	return &Conn{TCPConn: w.c, info: info}
+	return &Conn{nc: w.c, tcp: w.c, info: info}
 }

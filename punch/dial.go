@@ -35,7 +35,8 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	defer ctl.Close()
 	ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
 		Candidates: pi.Candidates, Observed: pi.Observed})
-	return ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}})
+	return ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
+		Relay: relayOf(rendezvousAddr, pi)})
 }
 
 func describePeer(pi rendezvous.PeerInfo) string {

@@ -19,6 +19,8 @@ const (
 	EventVerified                         // a connection passed the hello exchange
 	EventConnected                        // the nominated connection: the punch succeeded
 	EventFailed                           // a punch a Listener started for a dialer failed (Err says why)
+	EventRelaying                         // opening the relay leg (Detail says why)
+	EventRelayFailed                      // the relay did not connect (Err says why); direct attempts go on
 )
 
 func (k EventKind) String() string {
@@ -39,6 +41,10 @@ func (k EventKind) String() string {
 		return "connected"
 	case EventFailed:
 		return "failed"
+	case EventRelaying:
+		return "relaying"
+	case EventRelayFailed:
+		return "relay-failed"
 	}
 	return "unknown"
 }

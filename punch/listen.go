@@ -14,13 +14,14 @@ import (
 // Listener accepts punched connections from any peer that dials its name.
 // It is a [net.Listener]; Accept returns *[Conn] values.
 type Listener struct {
-	ep     *Endpoint
-	reg    *rendezvous.Registration
-	cfg    config
-	conns  chan *Conn
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ep         *Endpoint
+	reg        *rendezvous.Registration
+	rendezvous string
+	cfg        config
+	conns      chan *Conn
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 
 	mu  sync.Mutex
 	err error // why the listener stopped, once it has
@@ -46,7 +47,7 @@ func Listen(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
 	}
 	ep.emit(Event{Kind: EventRegistered, Addr: reg.Observed(), Detail: name})
-	l := &Listener{ep: ep, reg: reg, cfg: cfg, conns: make(chan *Conn)}
+	l := &Listener{ep: ep, reg: reg, rendezvous: rendezvousAddr, cfg: cfg, conns: make(chan *Conn)}
 	l.ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	l.wg.Add(1)
 	go l.serve()
@@ -68,7 +69,8 @@ func (l *Listener) serve() {
 			defer l.wg.Done()
 			ctx, cancel := context.WithTimeout(l.ctx, l.cfg.punchTimeout)
 			defer cancel()
-			c, err := l.ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlled, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed}})
+			c, err := l.ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlled, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
+				Relay: relayOf(l.rendezvous, pi)})
 			if err != nil {
 				l.ep.emit(Event{Kind: EventFailed, Addr: pi.Candidates[0], Err: err})
 				return

@@ -117,10 +117,10 @@ func (p *session) winLocked(rc *rawConn) {
 // into an idle socket's empty send buffer does not block, and the deadline
 // bounds it regardless.
 func sendNominate(rc *rawConn) error {
-	if err := rc.c.SetWriteDeadline(time.Now().Add(time.Second)); err != nil {
+	if err := rc.conn().SetWriteDeadline(time.Now().Add(time.Second)); err != nil {
 		return fmt.Errorf("nominating %v: %w", rc.remote, err)
 	}
-	if _, err := rc.c.Write([]byte{nominateByte}); err != nil {
+	if _, err := rc.conn().Write([]byte{nominateByte}); err != nil {
 		return fmt.Errorf("nominating %v: %w", rc.remote, err)
 	}
 	return nil

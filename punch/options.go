@@ -37,6 +37,8 @@ type config struct {
 	verifyTimeout  time.Duration
 	localAddr      netip.AddrPort // for Listen and Dial; NewEndpoint takes its address as an argument
 	punchTimeout   time.Duration  // for Listen: bounds each punch to a dialer
+	relayMode      RelayMode      // relay.go
+	relayBudget    time.Duration
 
 	// Testing hooks, set only by this package's tests.
 	noListen bool // never listen: forces the dial-only (simultaneous-open) path
@@ -52,6 +54,7 @@ func newConfig(opts []Option) config {
 		keepAlive:      defaultKeepAlive,
 		verifyTimeout:  defaultVerifyTimeout,
 		punchTimeout:   defaultPunchTimeout,
+		relayBudget:    DefaultRelayBudget,
 	}
 	for _, o := range opts {
 		if o != nil {

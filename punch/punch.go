@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/tcpunch/tcpunch/rendezvous"
 )
 
 // session is the state of one Endpoint.Punch.
@@ -36,6 +38,11 @@ type session struct {
 	won          chan struct{} // closed when winner is set
 	exhausted    chan struct{} // closed when no candidate and no accepted connection is left
 	exhaustedSet bool
+
+	relay        *Relay // nil: no relay for this session (relay.go)
+	relayOnly    bool   // RelayAlways: no direct attempts
+	relayPending bool   // the relay may still deliver: the punch is not exhausted
+	relayErr     error  // why relaying did not work, for the failure
 }
 
 // candidate is one remote endpoint of the session and how dialing it goes.
@@ -55,6 +62,20 @@ type rawConn struct {
 	local, remote netip.AddrPort
 	dialed        bool
 	method        Method
+	relay         *rendezvous.RelayConn // set instead of c for the relay leg (relay.go)
+}
+
+// stream is what verification needs of a connection, direct or relayed.
+type stream interface {
+	net.Conn
+	CloseWrite() error
+}
+
+func (rc *rawConn) conn() stream {
+	if rc.relay != nil {
+		return rc.relay
+	}
+	return rc.c
 }
 
 // Punch is NewEndpoint + Endpoint.Punch + Close for a single punch.
@@ -79,7 +100,8 @@ func (e *Endpoint) Punch(ctx context.Context, s Session) (*Conn, error) {
 		return nil, fmt.Errorf("punch: session role %v is neither controlling nor controlled", s.Role)
 	}
 	p := e.newSession(s, start)
-	if p.live == 0 {
+	p.setupRelay(s)
+	if p.live == 0 && !p.relayPending {
 		return nil, p.failure(nil)
 	}
 	pctx, cancel := context.WithCancel(ctx)
@@ -92,11 +114,12 @@ func (e *Endpoint) Punch(ctx context.Context, s Session) (*Conn, error) {
 	}
 
 	for _, c := range p.order {
-		if !c.dropped {
+		if !c.dropped && !p.relayOnly {
 			p.wg.Add(1)
 			go p.dialLoop(c)
 		}
 	}
+	p.startRelay()
 	select {
 	case <-p.won:
 	case <-p.exhausted:
@@ -110,6 +133,9 @@ func (e *Endpoint) Punch(ctx context.Context, s Session) (*Conn, error) {
 	p.wg.Wait()
 
 	if p.winner != nil {
+		if p.winner.relay != nil {
+			return p.finishRelay(p.winner), nil
+		}
 		return p.finish(p.winner), nil
 	}
 	var cause error
@@ -159,7 +185,7 @@ func (e *Endpoint) newSession(s Session, start time.Time) *session {
 func (p *session) adopt() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ended {
+	if p.ended || p.relayOnly {
 		return false
 	}
 	p.wg.Add(1)
@@ -214,7 +240,7 @@ func (p *session) dropLocked(c *candidate, err error) {
 }
 
 func (p *session) checkExhaustedLocked() {
-	if p.live == 0 && p.inflight == 0 && !p.exhaustedSet {
+	if p.live == 0 && p.inflight == 0 && !p.relayPending && !p.exhaustedSet {
 		p.exhaustedSet = true
 		close(p.exhausted)
 	}
@@ -224,7 +250,7 @@ func (p *session) checkExhaustedLocked() {
 func (p *session) failure(cause error) *Error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e := &Error{Kind: ErrTimeout, Cause: cause}
+	e := &Error{Kind: ErrTimeout, Cause: cause, Relay: p.relayErr}
 	allSelf := len(p.order) > 0
 	for _, c := range p.order {
 		e.Candidates = append(e.Candidates, CandidateError{Addr: c.addr, Attempts: c.attempts, Err: c.err})

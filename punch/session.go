@@ -33,6 +33,7 @@ const (
 	MethodSimultaneousOpen Method = iota + 1 // both peers dialed; the SYNs crossed
 	MethodAccept                             // we accepted the peer's SYN
 	MethodConnect                            // we dialed and the peer accepted
+	MethodRelay                              // both peers connected to the rendezvous server's relay
 )
 
 func (m Method) String() string {
@@ -43,6 +44,8 @@ func (m Method) String() string {
 		return "accept"
 	case MethodConnect:
 		return "connect"
+	case MethodRelay:
+		return "relay"
 	}
 	return fmt.Sprintf("Method(%d)", uint8(m))
 }
@@ -70,6 +73,11 @@ type Session struct {
 	// is us, not the peer: two processes on one host given the same local
 	// port get the same mapping. Such candidates are never dialed.
 	Self []netip.AddrPort
+
+	// Relay, when set, is the rendezvous server's relay for this session:
+	// used when no direct connection verified within the relay budget
+	// (see [WithRelay]).
+	Relay *Relay
 }
 
 // unmap normalises IPv4-mapped IPv6 addresses, which a dual-stack socket

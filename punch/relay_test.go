@@ -1,0 +1,196 @@
+package punch
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tcpunch/tcpunch/internal/testnet"
+	"github.com/tcpunch/tcpunch/rendezvous"
+)
+
+// relayTokens pairs two throwaway control connections at the server to
+// get a relay token both legs may use (all from 127.0.0.1).
+func relayTokens(t *testing.T, server string) rendezvous.RelayToken {
+	t.Helper()
+	ctx := testCtx(t)
+	any := netip.MustParseAddrPort("127.0.0.1:0")
+	reg, err := rendezvous.Register(ctx, server, any, "tokens", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	pi, ctl, err := rendezvous.Connect(ctx, server, any, "tokens", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctl.Close() })
+	if _, err := reg.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if pi.RelayToken.IsZero() {
+		t.Fatal("the server gave no relay token")
+	}
+	return pi.RelayToken
+}
+
+// TestRelayFallback: with candidates that never answer (a NAT that drops
+// everything), RelayAuto relays after the budget on both sides, through
+// the same hello and nomination as a direct connection; RelayNever fails.
+func TestRelayFallback(t *testing.T) {
+	server, _ := rendezvousAt(t, "127.0.0.1:0")
+	const budget = 300 * time.Millisecond
+	t.Run("auto", func(t *testing.T) {
+		token := relayTokens(t, server)
+		hole, ok := testnet.Blackhole(t)
+		if !ok {
+			t.Skip("no loopback blackhole on this system")
+		}
+		a := newEndpoint(t, netip.AddrPortFrom(lo4, 0), WithRelayBudget(budget))
+		b := newEndpoint(t, netip.AddrPortFrom(lo4, 0), WithRelayBudget(budget))
+		ca, cb := relayedPair(t, a, b, []netip.AddrPort{hole}, &Relay{Server: server, Token: token})
+		for _, c := range []*Conn{ca, cb} {
+			i := c.Info()
+			if i.Path != PathRelay || i.Method != MethodRelay {
+				t.Errorf("info %+v: want path relay, method relay", i)
+			}
+			if i.Elapsed < budget || i.Elapsed > budget+5*time.Second {
+				t.Errorf("relayed after %v with a budget of %v", i.Elapsed, budget)
+			}
+			if _, err := c.File(); !errors.Is(err, ErrNotDirect) {
+				t.Errorf("File of a relayed conn: %v, want ErrNotDirect", err)
+			}
+		}
+		converse(t, ca, cb)
+		halfClose(t, ca, cb)
+	})
+	t.Run("never", func(t *testing.T) {
+		token := relayTokens(t, server)
+		hole, ok := testnet.Blackhole(t)
+		if !ok {
+			t.Skip("no loopback blackhole on this system")
+		}
+		a := newEndpoint(t, netip.AddrPortFrom(lo4, 0), WithRelay(RelayNever))
+		ctx, cancel := context.WithTimeout(testCtx(t), 2*budget+time.Second)
+		defer cancel()
+		_, err := a.Punch(ctx, Session{Candidates: []netip.AddrPort{hole}, Role: RoleControlling, Tag: newTag(t),
+			Relay: &Relay{Server: server, Token: token}})
+		if !errors.Is(err, ErrTimeout) {
+			t.Fatalf("RelayNever without a direct path: %v, want ErrTimeout", err)
+		}
+	})
+}
+
+// TestRelayAlways: Listen and Dial with RelayAlways relay even where a
+// direct connection is trivial (loopback).
+func TestRelayAlways(t *testing.T) {
+	server, _ := rendezvousAt(t, "127.0.0.1:0")
+	ctx := testCtx(t)
+	ln, err := Listen(ctx, server, "always", WithRelay(RelayAlways))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var wg sync.WaitGroup
+	var cb *Conn
+	wg.Add(1)
+	go func() { defer wg.Done(); cb = acceptConn(t, ln) }()
+	ca, err := Dial(ctx, server, "always", WithRelay(RelayAlways))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	wg.Wait()
+	defer cb.Close()
+	for _, c := range []*Conn{ca, cb} {
+		if i := c.Info(); i.Path != PathRelay {
+			t.Errorf("info %+v: want path relay", i)
+		}
+		if n := sumAttempts(c.Info()); n != 0 {
+			t.Errorf("RelayAlways made %d direct attempts", n)
+		}
+	}
+	converse(t, ca, cb)
+}
+
+// TestDirectPreferred: where a direct path exists, RelayAuto takes it.
+func TestDirectPreferred(t *testing.T) {
+	server, _ := rendezvousAt(t, "127.0.0.1:0")
+	ctx := testCtx(t)
+	ln, err := Listen(ctx, server, "direct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ca, err := Dial(ctx, server, "direct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	cb := acceptConn(t, ln)
+	defer cb.Close()
+	if ca.Info().Path != PathDirect || cb.Info().Path != PathDirect {
+		t.Fatalf("paths %v and %v, want direct", ca.Info().Path, cb.Info().Path)
+	}
+	if _, err := ca.TCPConn(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sumAttempts(i Info) int {
+	n := 0
+	for _, v := range i.Attempts {
+		n += v
+	}
+	return n
+}
+
+func relayedPair(t *testing.T, a, b *Endpoint, cands []netip.AddrPort, r *Relay) (*Conn, *Conn) {
+	t.Helper()
+	ctx := testCtx(t)
+	tag := newTag(t)
+	var ra, rb punchResult
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		ra.conn, ra.err = a.Punch(ctx, Session{Candidates: cands, Role: RoleControlling, Tag: tag, Relay: r})
+	}()
+	go func() {
+		defer wg.Done()
+		rb.conn, rb.err = b.Punch(ctx, Session{Candidates: cands, Role: RoleControlled, Tag: tag, Relay: r})
+	}()
+	wg.Wait()
+	if ra.conn != nil {
+		t.Cleanup(func() { ra.conn.Close() })
+	}
+	if rb.conn != nil {
+		t.Cleanup(func() { rb.conn.Close() })
+	}
+	if ra.err != nil || rb.err != nil {
+		t.Fatalf("punch: controlling: %v; controlled: %v", ra.err, rb.err)
+	}
+	return ra.conn, rb.conn
+}
+
+// halfClose: A's CloseWrite is B's EOF, and B's bytes still reach A.
+func halfClose(t *testing.T, ca, cb *Conn) {
+	t.Helper()
+	if err := ca.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	cb.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := io.Copy(io.Discard, cb); n != 0 || err != nil {
+		t.Fatalf("B after A's CloseWrite: %d bytes, %v; want a clean EOF", n, err)
+	}
+	go func() { cb.Write([]byte("after")); cb.CloseWrite() }()
+	ca.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(ca)
+	if err != nil || string(got) != "after" {
+		t.Fatalf("A read %q, %v", got, err)
+	}
+}
