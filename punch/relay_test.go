@@ -3,6 +3,7 @@ package punch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"sync"
@@ -19,12 +20,13 @@ func relayTokens(t *testing.T, server string) rendezvous.RelayToken {
 	t.Helper()
 	ctx := testCtx(t)
 	any := netip.MustParseAddrPort("127.0.0.1:0")
-	reg, err := rendezvous.Register(ctx, server, any, "tokens", nil)
+	name := fmt.Sprintf("tokens-%x", newTag(t))
+	reg, err := rendezvous.Register(ctx, server, any, name, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	pi, ctl, err := rendezvous.Connect(ctx, server, any, "tokens", nil)
+	pi, ctl, err := rendezvous.Connect(ctx, server, any, name, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
