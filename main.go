@@ -22,6 +22,7 @@ import (
 	"github.com/tcpunch/tcpunch/internal/bench"
 	"github.com/tcpunch/tcpunch/internal/command"
 	"github.com/tcpunch/tcpunch/internal/relay"
+	"github.com/tcpunch/tcpunch/punch"
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
 
@@ -137,7 +138,11 @@ func peerFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "timeout", Aliases: []string{"t"}, Value: 15 * time.Second, EnvVars: envs("timeout"),
 			Usage: "give up a punch, or reaching the rendezvous server, after this long"},
 		&cli.StringFlag{Name: "report", EnvVars: envs("report"),
-			Usage: "`json`: one JSON line per connection on stderr (local, remote, method, elapsed_ms, attempts, self_connects)"},
+			Usage: "`json`: one JSON line per connection on stderr (local, remote, method, path, elapsed_ms, attempts, self_connects)"},
+		&cli.StringFlag{Name: "relay", Value: "auto", EnvVars: envs("relay"),
+			Usage: "`MODE`: auto relays through the rendezvous server when no direct connection verified within --relay-budget; never; always"},
+		&cli.DurationFlag{Name: "relay-budget", Value: punch.DefaultRelayBudget, EnvVars: envs("relay-budget"),
+			Usage: "with --relay auto: how long to wait for a direct connection before relaying (direct attempts go on)"},
 		verboseFlag(),
 	}
 }
@@ -152,15 +157,17 @@ func peerConfig(c *cli.Context) command.Peer {
 	}
 	logger := command.NewLineLogger(os.Stderr, level)
 	return command.Peer{
-		Rendezvous: c.String("rendezvous"),
-		Port:       c.Int("port"),
-		Timeout:    c.Duration("timeout"),
-		Verbose:    c.Bool("verbose"),
-		Report:     c.String("report"),
-		Stdin:      os.Stdin,
-		Stdout:     os.Stdout,
-		Stderr:     os.Stderr,
-		Logger:     logger,
+		Rendezvous:  c.String("rendezvous"),
+		Port:        c.Int("port"),
+		Timeout:     c.Duration("timeout"),
+		Verbose:     c.Bool("verbose"),
+		Report:      c.String("report"),
+		Relay:       c.String("relay"),
+		RelayBudget: c.Duration("relay-budget"),
+		Stdin:       os.Stdin,
+		Stdout:      os.Stdout,
+		Stderr:      os.Stderr,
+		Logger:      logger,
 	}
 }
 
@@ -313,7 +320,7 @@ EXAMPLES:
    tcpunch serve
    tcpunch serve --listen [::]:3478 --log-format json
 `,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Value: ":3478", EnvVars: envs("listen"),
 				Usage: "`ADDR` to listen on"},
 			&cli.DurationFlag{Name: "grace", Value: 5 * time.Second, EnvVars: envs("grace"),
@@ -332,16 +339,18 @@ EXAMPLES:
 				Usage: "a connection silent this long (no message, no ping answer) is closed and its name freed"},
 			&cli.DurationFlag{Name: "keepalive", Value: rendezvous.DefaultKeepAlive, EnvVars: envs("keepalive"),
 				Usage: "how often the server pings connected peers, listeners and dialers (keeps NAT mappings alive, finds dead peers)"},
-			logFormatFlag(),
-			verboseFlag(),
-		},
+		}, append(command.RelayServeFlags(envs), logFormatFlag(), verboseFlag())...),
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
 			logger, err := newLogger(c, os.Stderr)
 			if err != nil {
 				return err
 			}
-			err = command.Serve(c.Context, c.String("listen"), logger, c.Duration("grace"),
+			relayOpts, err := command.RelayServeOptions(c)
+			if err != nil {
+				return err
+			}
+			err = command.Serve(c.Context, c.String("listen"), logger, c.Duration("grace"), append(relayOpts,
 				rendezvous.WithMaxConns(c.Int("max-conns")),
 				rendezvous.WithMaxConnsPerIP(c.Int("max-conns-per-ip")),
 				rendezvous.WithMaxMessageSize(c.Int("max-message-size")),
@@ -349,7 +358,7 @@ EXAMPLES:
 				rendezvous.WithReadTimeout(c.Duration("read-timeout")),
 				rendezvous.WithIdleTimeout(c.Duration("idle-timeout")),
 				rendezvous.WithKeepAlive(c.Duration("keepalive")),
-			)
+			)...)
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}

@@ -11,15 +11,17 @@ import (
 
 // Peer holds what listen and dial share: where to meet and how to punch.
 type Peer struct {
-	Rendezvous string        // HOST:PORT of the rendezvous server
-	Port       int           // local port to reuse; 0 lets the kernel pick
-	Timeout    time.Duration // for one punch, rendezvous included
-	Verbose    bool
-	Report     string // "" or "json"
-	Stdin      io.Reader
-	Stdout     io.Writer
-	Stderr     io.Writer
-	Logger     *slog.Logger
+	Rendezvous  string        // HOST:PORT of the rendezvous server
+	Port        int           // local port to reuse; 0 lets the kernel pick
+	Timeout     time.Duration // for one punch, rendezvous included
+	Verbose     bool
+	Report      string        // "" or "json"
+	Relay       string        // auto, never or always ("" is auto)
+	RelayBudget time.Duration // 0: the default
+	Stdin       io.Reader
+	Stdout      io.Writer
+	Stderr      io.Writer
+	Logger      *slog.Logger
 }
 
 func (p *Peer) check(name string) error {
@@ -40,6 +42,9 @@ func (p *Peer) check(name string) error {
 	if p.Timeout <= 0 {
 		return usageError("--timeout must be positive")
 	}
+	if err := p.checkRelay(); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -48,6 +53,7 @@ func (p *Peer) options(prog *progress) []punch.Option {
 	if p.Logger != nil {
 		opts = append(opts, punch.WithLogger(p.Logger))
 	}
+	opts = append(opts, p.relayOptions()...)
 	if p.Port != 0 {
 		opts = append(opts, punch.WithLocalAddr(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(p.Port))))
 	}

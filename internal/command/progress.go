@@ -62,6 +62,8 @@ func (p *progress) event(ev punch.Event) {
 		line = fmt.Sprintf("verified %v (%v)", ev.Addr, ev.Method)
 	case punch.EventConnected:
 		return // printed by connected, with the timing
+	case punch.EventRelaying, punch.EventRelayFailed:
+		line = relayLine(ev)
 	case punch.EventFailed:
 		line = fmt.Sprintf("%v (still listening)", explain("the dialer at "+ev.Addr.String(), p.timeout, p.peerInfo(ev.Addr), ev.Err))
 	default:
@@ -120,10 +122,15 @@ type report struct {
 	Attempts     int            `json:"attempts"`
 	PerCandidate map[string]int `json:"attempts_per_candidate,omitempty"`
 	SelfConnects int            `json:"self_connects"`
+	Path         string         `json:"path"` // direct or relay
 }
 
 func (p *progress) connected(info punch.Info, asJSON bool) {
-	p.printf("connected to %v via %v in %.1f ms", info.Remote, info.Method, float64(info.Elapsed.Microseconds())/1000)
+	if info.Path == punch.PathRelay {
+		p.printf("connected through the relay at %v in %.1f ms (path: relay; no direct connection)", info.Remote, float64(info.Elapsed.Microseconds())/1000)
+	} else {
+		p.printf("connected to %v via %v in %.1f ms (path: direct)", info.Remote, info.Method, float64(info.Elapsed.Microseconds())/1000)
+	}
 	if !asJSON {
 		return
 	}
@@ -133,6 +140,7 @@ func (p *progress) connected(info punch.Info, asJSON bool) {
 		Method:       info.Method.String(),
 		ElapsedMS:    float64(info.Elapsed.Microseconds()) / 1000,
 		SelfConnects: info.SelfConnects,
+		Path:         info.Path.String(),
 		PerCandidate: map[string]int{},
 	}
 	for addr, n := range info.Attempts {
