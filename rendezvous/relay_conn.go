@@ -107,7 +107,7 @@ func (c *RelayConn) readFailed(err error, midFrame bool) error {
 	if errors.Is(err, net.ErrClosed) {
 		return err
 	}
-	c.rerr = fmt.Errorf("%w (%w)", ErrRelayLost, err)
+	c.rerr = fmt.Errorf("%w (%v)", ErrRelayLost, err) // %v: not "gone" (ECONNRESET) to callers
 	return c.rerr
 }
 

@@ -1,0 +1,179 @@
+//go:build linux
+
+package e2e_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tcpunch/tcpunch/e2e/lab"
+)
+
+// The relay through the real-NAT lab: pairs without a direct path connect
+// through the rendezvous server's relay, byte-exact, within the relay
+// budget plus a second; --relay always relays even where a punch would
+// work; limits and a dying server end a relayed session with a reason.
+
+const relayBudget = 2 * time.Second
+
+type relayReport struct {
+	report
+	Path string `json:"path"`
+}
+
+func parseRelayReport(t *testing.T, stderr string) relayReport {
+	t.Helper()
+	var r relayReport
+	line := reportLine(t, stderr)
+	if err := json.Unmarshal([]byte(line), &r); err != nil {
+		t.Fatalf("--report line %q: %v", line, err)
+	}
+	return r
+}
+
+func relayCells() []struct {
+	lab.Scenario
+	relay string
+} {
+	drop, sym := lab.Side{NAT: lab.NATDrop}, lab.Side{NAT: lab.NATSymmetric}
+	cgn := lab.Side{NAT: lab.NATDrop, Carrier: lab.NATSymmetric} // a home NAT behind a symmetric carrier NAT
+	return []struct {
+		lab.Scenario
+		relay string
+	}{
+		{lab.Scenario{Name: "symmetric×drop", A: sym, B: drop}, "auto"},
+		{lab.Scenario{Name: "symmetric×symmetric", A: sym, B: sym}, "auto"},
+		{lab.Scenario{Name: "cgn-symmetric×drop", A: cgn, B: drop}, "auto"},
+		{lab.Scenario{Name: "drop×drop-always", A: drop, B: drop, Direct: true}, "always"},
+	}
+}
+
+func TestLabRelay(t *testing.T) {
+	lab.Require(t)
+	t.Parallel()
+	n := runsPerCell(t)
+	for _, c := range relayCells() {
+		t.Run(c.Name, func(t *testing.T) {
+			t.Parallel()
+			for i := range n {
+				t.Run(fmt.Sprintf("run%d", i+1), func(t *testing.T) { runRelayed(t, cell{Scenario: c.Scenario}, c.relay, i) })
+			}
+		})
+	}
+}
+
+// serveRelayIn starts `tcpunch serve` with extra flags in the lab.
+func serveRelayIn(t *testing.T, p *lab.Pair, extra ...string) (string, *proc) {
+	t.Helper()
+	listen := netip.AddrPortFrom(p.RendezvousAddr(), rdvPort).String()
+	s := start(t, in(p.Rendezvous()), nil, io.Discard, append([]string{"serve", "--listen", listen}, extra...)...)
+	return s.waitStderr(`listening.*addr=(\S+)`, 30*time.Second), s
+}
+
+func runRelayed(t *testing.T, c cell, mode string, i int) {
+	p := c.build(t)
+	listener, dialer := roles(p, i)
+	rv, _ := serveRelayIn(t, p)
+	name := fmt.Sprintf("peer%d", i+1)
+	lSeed, dSeed := byte(2*i+30), byte(2*i+31)
+	args := []string{"-r", rv, "--report", "json", "--timeout=" + directTimeout.String(), "--relay", mode}
+	lOut, dOut := newHashWriter(), newHashWriter()
+	l := start(t, in(listener), stream(lSeed, pipeSize), lOut, append(append([]string{"listen"}, args...), name)...)
+	l.waitStderr(`listening as`, 30*time.Second)
+	d := start(t, in(dialer), stream(dSeed, pipeSize), dOut, append(append([]string{"dial"}, args...), name)...)
+	if code := d.wait(runBudget); code != 0 {
+		diagnose(t, p)
+		t.Fatalf("dial exit %d; stderr:\n%s", code, d.stderr.String())
+	}
+	if code := l.wait(runBudget); code != 0 {
+		t.Fatalf("listen exit %d; stderr:\n%s", code, l.stderr.String())
+	}
+	lr, dr := parseRelayReport(t, l.stderr.String()), parseRelayReport(t, d.stderr.String())
+	t.Logf("%s run %d (--relay %s): path %s/%s, dialer connected in %.1f ms, listener in %.1f ms",
+		c.Name, i+1, mode, dr.Path, lr.Path, dr.ElapsedMS, lr.ElapsedMS)
+	if lr.Path != "relay" || dr.Path != "relay" || lr.Method != "relay" || dr.Method != "relay" {
+		t.Errorf("reports: listener %+v, dialer %+v; want path and method relay", lr, dr)
+	}
+	limit := float64((relayBudget + time.Second).Milliseconds())
+	if mode == "always" {
+		limit = 1000
+	}
+	if dr.ElapsedMS > limit || lr.ElapsedMS > limit {
+		t.Errorf("connected after %.1f ms (dialer) and %.1f ms (listener); want within %.0f ms", dr.ElapsedMS, lr.ElapsedMS, limit)
+	}
+	if got, n := lOut.sum(); got != digest(stream(dSeed, pipeSize)) {
+		t.Errorf("listener received %d bytes that differ from the %d the dialer sent", n, pipeSize)
+	}
+	if got, n := dOut.sum(); got != digest(stream(lSeed, pipeSize)) {
+		t.Errorf("dialer received %d bytes that differ from the %d the listener sent", n, pipeSize)
+	}
+	for who, s := range map[string]string{"listener": l.stderr.String(), "dialer": d.stderr.String()} {
+		if !strings.Contains(s, "path: relay") {
+			t.Errorf("%s's progress does not say the path is the relay:\n%s", who, s)
+		}
+		if mode == "auto" && !strings.Contains(s, "no direct connection verified within 2s") {
+			t.Errorf("%s's progress does not say why it relays:\n%s", who, s)
+		}
+	}
+}
+
+// openStdin is a stdin that stays open (and empty) until the test ends.
+func openStdin(t *testing.T) *os.File {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close(); r.Close() })
+	return r
+}
+
+// TestLabRelayEnds: a relayed session that a limit or the server's death
+// ends says so on both sides (exit 1, one line naming the reason).
+func TestLabRelayEnds(t *testing.T) {
+	lab.Require(t)
+	t.Parallel()
+	cases := []struct {
+		name  string
+		serve []string
+		kill  bool
+		want  string
+	}{
+		{name: "byte-limit", serve: []string{"--relay-max-bytes", "524288"}, want: "limit of 524288 bytes"},
+		{name: "time-limit", serve: []string{"--relay-max-duration", "3s"}, want: "time limit of 3s"},
+		{name: "server-killed", kill: true, want: "relay connection lost"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			p := cell{Scenario: lab.Scenario{Name: "symmetric×drop", A: lab.Side{NAT: lab.NATSymmetric}, B: lab.Side{NAT: lab.NATDrop}}}.build(t)
+			rv, srv := serveRelayIn(t, p, c.serve...)
+			args := []string{"-r", rv, "--timeout=" + directTimeout.String()}
+			var lIn, dIn io.Reader = stream(40, pipeSize), stream(41, pipeSize)
+			if c.name != "byte-limit" {
+				lIn, dIn = openStdin(t), openStdin(t)
+			}
+			l := start(t, in(p.A), lIn, io.Discard, append(append([]string{"listen"}, args...), "limited")...)
+			l.waitStderr(`listening as`, 30*time.Second)
+			d := start(t, in(p.B), dIn, io.Discard, append(append([]string{"dial"}, args...), "limited")...)
+			d.waitStderr(`path: relay`, 30*time.Second)
+			l.waitStderr(`path: relay`, 30*time.Second)
+			if c.kill {
+				srv.signal(syscall.SIGKILL)
+			}
+			for who, pr := range map[string]*proc{"dialer": d, "listener": l} {
+				code := pr.wait(runBudget)
+				stderr := pr.stderr.String()
+				if code != 1 || !strings.Contains(lastLine(stderr), c.want) {
+					t.Errorf("%s: exit %d, last line %q; want exit 1 and %q", who, code, lastLine(stderr), c.want)
+				}
+			}
+		})
+	}
+}
