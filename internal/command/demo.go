@@ -125,7 +125,9 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 	var reportB string
 	registered := make(chan struct{})
 	var once sync.Once
-	peerArgs := []string{"--report", "json", "demo"}
+	// The demo shows the punch; a scenario without a direct path ends with
+	// exit 3 as it explains, rather than relaying.
+	peerArgs := []string{"--report", "json", "--relay", "never", "demo"}
 	if cfg.Verbose {
 		peerArgs = append([]string{"-v"}, peerArgs...)
 	}
