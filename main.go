@@ -14,6 +14,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 
 	"github.com/tcpunch/tcpunch/internal/bench"
 	"github.com/tcpunch/tcpunch/internal/command"
+	"github.com/tcpunch/tcpunch/internal/ingress"
 	"github.com/tcpunch/tcpunch/internal/relay"
 	"github.com/tcpunch/tcpunch/punch"
 	"github.com/tcpunch/tcpunch/rendezvous"
@@ -29,10 +32,13 @@ import (
 const exitCodesHelp = `EXIT CODES:
    0    success; for serve, listen --forward/--exec and dial --local: stopped by SIGINT/SIGTERM
    1    failure (I/O, a local --port another program holds, a --exec child that failed, ...)
-   2    usage: bad flags or arguments
+   2    usage: bad flags or arguments, an unknown command, a malformed --rendezvous
    3    no direct path: the punch timed out or the peer refused verification
-   4    rendezvous: server unreachable (after retrying for --timeout), unknown name, or name taken
+   4    rendezvous: server unreachable (after retrying for --timeout), unknown name, name taken,
+        or a --port that already has a connection to that server
    130  interrupted (SIGINT/SIGTERM) while punching or piping
+
+Flags go before or after NAME; after -- everything is NAME.
 `
 
 func main() {
@@ -45,10 +51,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	err := newApp().RunContext(ctx, os.Args)
+	app := newApp()
+	err := app.RunContext(ctx, permuteArgs(app, os.Args))
+	var ce *command.Error
 	switch {
 	case err == nil:
-	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil && !errors.As(err, &ce):
 		fmt.Fprintln(os.Stderr, "tcpunch: interrupted")
 	default:
 		fmt.Fprintf(os.Stderr, "tcpunch: %v\n", err)
@@ -72,16 +80,57 @@ and connect directly by TCP simultaneous open from a reused local port.
 ` + exitCodesHelp,
 		HideHelpCommand: true,
 		OnUsageError:    usageError,
+		Action:          unknownCommand,
 		ExitErrHandler:  func(*cli.Context, error) {}, // main prints and exits
 		Commands: []*cli.Command{
 			serveCommand(),
 			listenCommand(),
 			dialCommand(),
 			stunCommand(),
+			netcheckCommand(),
 			demoCommand(),
 			bench.Command(), // hidden: the benchmark suite (BENCHMARKS.md)
 		},
 	}
+}
+
+// unknownCommand runs when no subcommand matched: help without arguments,
+// exit 2 for a name that is no subcommand.
+func unknownCommand(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return cli.ShowAppHelp(c)
+	}
+	return &command.Error{Code: command.ExitUsage,
+		Err: fmt.Errorf("unknown command %q (see tcpunch --help)", c.Args().First())}
+}
+
+// permuteArgs lets flags follow a subcommand's operands, as in
+// `tcpunch dial laptop -r rv:3478` (see command.PermuteArgs). urfave/cli
+// v2 would stop parsing at the first operand.
+func permuteArgs(app *cli.App, args []string) []string {
+	i := 1
+	for i < len(args) && strings.HasPrefix(args[i], "-") {
+		i++ // tcpunch itself has no flag with a value (only --help)
+	}
+	if i >= len(args) {
+		return args
+	}
+	cmd := app.Command(args[i])
+	if cmd == nil || len(cmd.Subcommands) > 0 {
+		return args // bench has its own subcommands and parses for itself
+	}
+	kinds := command.FlagKinds{"help": false, "h": false}
+	for _, f := range cmd.Flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, name := range f.Names() {
+			kinds[name] = !isBool
+		}
+	}
+	rest := command.PermuteArgs(args[i+1:], kinds)
+	if j := slices.Index(rest, "--"); j >= 0 && (slices.Contains(rest[:j], "--help") || slices.Contains(rest[:j], "-h")) {
+		rest = rest[:j] // urfave/cli would read an operand as a help topic
+	}
+	return append(append([]string{}, args[:i+1]...), rest...)
 }
 
 func usageError(_ *cli.Context, err error, _ bool) error {
@@ -139,12 +188,42 @@ func peerFlags() []cli.Flag {
 			Usage: "give up a punch, or reaching the rendezvous server, after this long"},
 		&cli.StringFlag{Name: "report", EnvVars: envs("report"),
 			Usage: "`json`: one JSON line per connection on stderr (local, remote, method, path, elapsed_ms, attempts, self_connects)"},
+		&cli.BoolFlag{Name: "no-report", EnvVars: envs("no-report"),
+			Usage: "don't tell the rendezvous server how each punch went (by default: direct, relay or failed, method, time, attempts; no address), which it counts for its operator's success rate"},
 		&cli.StringFlag{Name: "relay", Value: "auto", EnvVars: envs("relay"),
 			Usage: "`MODE`: auto relays through the rendezvous server when no direct connection verified within --relay-budget; never; always"},
 		&cli.DurationFlag{Name: "relay-budget", Value: punch.DefaultRelayBudget, EnvVars: envs("relay-budget"),
 			Usage: "with --relay auto: how long to wait for a direct connection before relaying (direct attempts go on)"},
 		verboseFlag(),
 	}
+}
+
+// readyFDFlag is --ready-fd, the readiness handshake of package ready.
+func readyFDFlag(usage string) cli.Flag {
+	return &cli.IntFlag{Name: "ready-fd", EnvVars: envs("ready-fd"), Usage: usage}
+}
+
+// checkServeFlags rejects limits the server could only ignore or clamp:
+// a nonsense value is a usage error, not a silent default.
+func checkServeFlags(c *cli.Context) error {
+	for _, name := range []string{"drain-grace", "read-timeout", "idle-timeout", "keepalive", "write-timeout", "ping-timeout"} {
+		if c.Duration(name) <= 0 {
+			return &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("--%s %v: must be positive", name, c.Duration(name))}
+		}
+	}
+	if n := c.Int("max-message-size"); n < 20 || n > 20+0xFFFF {
+		return &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("--max-message-size %d: a STUN message is 20 to 65555 bytes", n)}
+	}
+	if n := c.Int("max-name-length"); n < 1 || n > 255 {
+		return &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("--max-name-length %d: 1 to 255 bytes", n)}
+	}
+	if n := c.Int("max-candidates"); n < 0 {
+		return &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("--max-candidates %d: must be 0 or more", n)}
+	}
+	if n := c.Int("ready-fd"); n < 0 {
+		return &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("--ready-fd %d is not a file descriptor", n)}
+	}
+	return nil
 }
 
 func peerConfig(c *cli.Context) command.Peer {
@@ -162,6 +241,8 @@ func peerConfig(c *cli.Context) command.Peer {
 		Timeout:     c.Duration("timeout"),
 		Verbose:     c.Bool("verbose"),
 		Report:      c.String("report"),
+		ReadyFD:     c.Int("ready-fd"),
+		NoReport:    c.Bool("no-report"),
 		Relay:       c.String("relay"),
 		RelayBudget: c.Duration("relay-budget"),
 		Stdin:       os.Stdin,
@@ -197,6 +278,7 @@ EXAMPLES:
 				Usage: "proxy every connection to the local service at `HOST:PORT`"},
 			&cli.StringFlag{Name: "exec", EnvVars: envs("exec"),
 				Usage: "run `CMD` (via /bin/sh -c) for every connection, as its stdin/stdout"},
+			readyFDFlag("once registered, write the local endpoint and a newline to descriptor `N`, and close it"),
 		),
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
@@ -229,6 +311,7 @@ EXAMPLES:
 				Usage: "listen on `ADDR` and punch a new connection for every local client"},
 			&cli.StringFlag{Name: "exec", EnvVars: envs("exec"),
 				Usage: "run `CMD` (via /bin/sh -c) with the connection as its stdin/stdout"},
+			readyFDFlag("with --local, once listening, write the local address and a newline to descriptor `N`, and close it"),
 		),
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
@@ -266,6 +349,47 @@ EXAMPLES:
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
 			return command.Stun(c.Context, c.Args().Slice(), c.Int("port"), c.Duration("timeout"), os.Stdout, os.Stderr)
+		},
+	}
+}
+
+func netcheckCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "netcheck",
+		Usage:     "tell how the NAT here treats TCP, and whether direct punching can work",
+		ArgsUsage: "[SERVER]",
+		Description: `Asks a tcpunch server (SERVER, else --rendezvous or TCPUNCH_RENDEZVOUS), from one
+reused local port, over IPv4 and IPv6 (both when SERVER is a host name):
+   mapping         endpoint-independent / address-dependent / address-and-port-dependent,
+                   from Bindings to the server's two addresses and ports (port deltas shown)
+   port preserved  whether the NAT kept the local port
+   filtering       accepted / rst / silent: the server dials back from its second address
+   hairpin         whether a connection to our own public endpoint comes back
+   rtt             to the server
+Every answer is a value or "not measured" with why: a server without --alt-addr
+cannot measure the filtering or the mapping. The last line is advice.
+
+EXAMPLES:
+   tcpunch netcheck rv.example:3478
+   tcpunch netcheck --json -r rv.example:3478
+`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "rendezvous", Aliases: []string{"r"}, EnvVars: envs("rendezvous"),
+				Usage: "the tcpunch server `HOST:PORT` (the argument wins)"},
+			&cli.BoolFlag{Name: "json", EnvVars: envs("json"), Usage: "print the report as JSON"},
+			&cli.DurationFlag{Name: "timeout", Aliases: []string{"t"}, Value: 3 * time.Second, EnvVars: envs("timeout"),
+				Usage: "per step (connecting, one request, waiting for a dial-back)"},
+		},
+		OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 1 {
+				return &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("netcheck takes at most one SERVER (see tcpunch netcheck --help)")}
+			}
+			server := c.String("rendezvous")
+			if c.NArg() == 1 {
+				server = c.Args().First()
+			}
+			return command.Netcheck(c.Context, server, c.Bool("json"), c.Duration("timeout"), os.Stdout)
 		},
 	}
 }
@@ -313,18 +437,34 @@ func serveCommand() *cli.Command {
 		Usage: "run the rendezvous server (also a STUN server over TCP)",
 		Description: `Runs the rendezvous server: peers register names, dialers ask for them, and
 the server swaps their public endpoints and starts both at the same moment.
-It answers STUN Binding requests over TCP too. SIGINT/SIGTERM shut it down
-gracefully (peers are told). No configuration file is needed.
+It answers STUN Binding requests over TCP too. No configuration file is needed;
+every flag is also an environment variable (TCPUNCH_ and the flag's name, for
+systemd's EnvironmentFile).
+
+SIGINT/SIGTERM drain: /readyz turns 503 at once (and systemd is told
+STOPPING=1), after --drain-delay the server stops accepting, tells every peer
+(Goodbye 503) and exits within --drain-grace. Under systemd (Type=notify) it
+sends READY=1 once it listens.
 
 EXAMPLES:
    tcpunch serve
-   tcpunch serve --listen [::]:3478 --log-format json
+   tcpunch serve --listen [::]:3478 --log-format json --admin 127.0.0.1:9478
+   tcpunch serve --proxy-protocol-from 10.0.0.0/24   # behind HAProxy with send-proxy-v2
+   tcpunch serve --alt-addr 198.51.100.7 --alt-addr 2001:db8::7   # NAT checks (tcpunch netcheck)
 `,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Value: ":3478", EnvVars: envs("listen"),
 				Usage: "`ADDR` to listen on"},
-			&cli.DurationFlag{Name: "grace", Value: 5 * time.Second, EnvVars: envs("grace"),
-				Usage: "how long shutdown waits for peers to be told"},
+			&cli.StringFlag{Name: "admin", EnvVars: envs("admin"),
+				Usage: "serve /metrics, /livez and /readyz on `ADDR` (off by default; localhost or a private network: no authentication)"},
+			&cli.DurationFlag{Name: "drain-delay", EnvVars: envs("drain-delay"),
+				Usage: "after SIGTERM, keep serving this long with /readyz at 503 (so a load balancer stops sending peers), then stop accepting"},
+			&cli.DurationFlag{Name: "drain-grace", Aliases: []string{"grace"}, Value: 30 * time.Second, EnvVars: append(envs("drain-grace"), envs("grace")...),
+				Usage: "how long the shutdown after the drain delay may take (peers told, connections and relayed sessions ended)"},
+			&cli.StringSliceFlag{Name: "proxy-protocol-from", EnvVars: envs("proxy-protocol-from"),
+				Usage: "`CIDRS` (comma-separated) of load balancers that must send a PROXY protocol (v2 or v1) header; a header from any other source is refused. Off by default"},
+			&cli.DurationFlag{Name: "proxy-header-timeout", Value: ingress.DefaultHeaderTimeout, EnvVars: envs("proxy-header-timeout"),
+				Usage: "time a connection has to send its PROXY header (and other sources their first bytes)"},
 			&cli.IntFlag{Name: "max-conns", Value: rendezvous.DefaultMaxConns, EnvVars: envs("max-conns"),
 				Usage: "connections held at once, all clients together"},
 			&cli.IntFlag{Name: "max-conns-per-ip", Value: rendezvous.DefaultMaxConnsPerIP, EnvVars: envs("max-conns-per-ip"),
@@ -339,18 +479,46 @@ EXAMPLES:
 				Usage: "a connection silent this long (no message, no ping answer) is closed and its name freed"},
 			&cli.DurationFlag{Name: "keepalive", Value: rendezvous.DefaultKeepAlive, EnvVars: envs("keepalive"),
 				Usage: "how often the server pings connected peers, listeners and dialers (keeps NAT mappings alive, finds dead peers)"},
-		}, append(command.RelayServeFlags(envs), logFormatFlag(), verboseFlag())...),
+			&cli.IntFlag{Name: "max-candidates", Value: rendezvous.DefaultMaxCandidates, EnvVars: envs("max-candidates"),
+				Usage: "host (LAN) candidates a peer may send; 0 passes on only the endpoint the server observes"},
+			&cli.DurationFlag{Name: "write-timeout", Value: rendezvous.DefaultWriteTimeout, EnvVars: envs("write-timeout"),
+				Usage: "time allowed for one write to a client (a client that stops reading is cut)"},
+			&cli.DurationFlag{Name: "ping-timeout", Value: rendezvous.DefaultPingTimeout, EnvVars: envs("ping-timeout"),
+				Usage: "how long the server waits for a ping answer when it measures a round trip itself"},
+			&cli.StringSliceFlag{Name: "alt-addr", EnvVars: envs("alt-addr"),
+				Usage: "a second `IP[:PORT]` of this host, once per family: listen there too and dial clients back from it, so `tcpunch netcheck` can measure NAT mapping and filtering (PORT defaults to the --listen port + 1)"},
+		}, append(command.RelayServeFlags(envs),
+			readyFDFlag("once listening, write the listening address and a newline to descriptor `N`, and close it"),
+			logFormatFlag(),
+			verboseFlag(),
+		)...),
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
 			logger, err := newLogger(c, os.Stderr)
 			if err != nil {
 				return err
 			}
+			if err := checkServeFlags(c); err != nil {
+				return err
+			}
 			relayOpts, err := command.RelayServeOptions(c)
 			if err != nil {
 				return err
 			}
-			err = command.Serve(c.Context, c.String("listen"), logger, c.Duration("grace"), append(relayOpts,
+			alts, err := command.AltAddrs(c.StringSlice("alt-addr"), c.String("listen"))
+			if err != nil {
+				return err
+			}
+			err = command.Serve(c.Context, command.ServeConfig{
+				Listen:             c.String("listen"),
+				Admin:              c.String("admin"),
+				DrainDelay:         c.Duration("drain-delay"),
+				DrainGrace:         c.Duration("drain-grace"),
+				ProxyFrom:          c.StringSlice("proxy-protocol-from"),
+				ProxyHeaderTimeout: c.Duration("proxy-header-timeout"),
+				Logger:             logger,
+				ReadyFD:            c.Int("ready-fd"),
+			}, append(append(alts, relayOpts...),
 				rendezvous.WithMaxConns(c.Int("max-conns")),
 				rendezvous.WithMaxConnsPerIP(c.Int("max-conns-per-ip")),
 				rendezvous.WithMaxMessageSize(c.Int("max-message-size")),
@@ -358,6 +526,9 @@ EXAMPLES:
 				rendezvous.WithReadTimeout(c.Duration("read-timeout")),
 				rendezvous.WithIdleTimeout(c.Duration("idle-timeout")),
 				rendezvous.WithKeepAlive(c.Duration("keepalive")),
+				rendezvous.WithMaxCandidates(c.Int("max-candidates")),
+				rendezvous.WithWriteTimeout(c.Duration("write-timeout")),
+				rendezvous.WithPingTimeout(c.Duration("ping-timeout")),
 			)...)
 			if errors.Is(err, context.Canceled) {
 				return nil

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpunch/tcpunch/internal/ready"
 	"github.com/tcpunch/tcpunch/internal/testnet"
 )
 
@@ -77,6 +79,7 @@ type proc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	stderr *syncBuffer
+	ready  *ready.Waiter // the ready line of serve and listen (package ready)
 	done   chan struct{}
 	err    error
 }
@@ -99,7 +102,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// start runs the binary (prefix, e.g. `ip netns exec NS`, may be empty) and
+// start runs the binary (prefix, e.g. a lab node's CommandPrefix, may be empty) and
 // kills it at the end of the test if it is still running.
 func start(t *testing.T, prefix []string, stdin io.Reader, stdout io.Writer, args ...string) *proc {
 	t.Helper()
@@ -110,6 +113,12 @@ func start(t *testing.T, prefix []string, stdin io.Reader, stdout io.Writer, arg
 	p := &proc{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	cmd.Env = append(os.Environ(), "TCPUNCH_RENDEZVOUS=") // tests say where, explicitly
+	w, err := ready.Attach(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.ready = w
+	t.Cleanup(func() { w.Close() })
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %v: %v", argv, err)
 	}
@@ -175,13 +184,29 @@ func (p *proc) waitStderr(re string, d time.Duration) string {
 	return ""
 }
 
-// serve starts `tcpunch serve` on an ephemeral loopback port and returns
-// its address, read from the server's own log line.
+// waitReady waits for the ready line of serve (its listening address) or
+// listen (its local endpoint, once registered) and returns it.
+func (p *proc) waitReady(d time.Duration) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	addr, err := p.ready.Wait(ctx)
+	if errors.Is(err, ready.ErrExited) {
+		<-p.done
+		p.t.Fatalf("%v exited before it was ready (%v); stderr:\n%s", p.cmd.Args, p.err, p.stderr.String())
+	}
+	if err != nil {
+		p.t.Fatalf("%v not ready within %v: %v; stderr:\n%s", p.cmd.Args, d, err, p.stderr.String())
+	}
+	return addr
+}
+
+// serve starts `tcpunch serve` on listen (port 0: an ephemeral one) and
+// returns the address it listens on, from its ready line.
 func serve(t *testing.T, prefix []string, listen string) (string, *proc) {
 	t.Helper()
 	p := start(t, prefix, nil, io.Discard, "serve", "--listen", listen)
-	addr := p.waitStderr(`listening.*addr=(\S+)`, 30*time.Second)
-	return addr, p
+	return p.waitReady(30 * time.Second), p
 }
 
 // reportLine returns the --report json line from stderr.

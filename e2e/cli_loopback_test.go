@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
 // stream is n deterministic pseudo-random bytes.
@@ -90,7 +91,7 @@ func TestPipeBothWays(t *testing.T) {
 	const size = 8 << 20
 	lOut, dOut := newHashWriter(), newHashWriter()
 	l := start(t, nil, stream(1, size), lOut, "listen", "-r", rv, "--report", "json", "pipe-both")
-	l.waitStderr(`listening as`, 30*time.Second)
+	l.waitReady(30 * time.Second)
 	d := start(t, nil, stream(2, size), dOut, "dial", "-r", rv, "--report", "json", "pipe-both")
 
 	if code := d.wait(60 * time.Second); code != 0 {
@@ -138,7 +139,7 @@ func TestPipeOneGiB(t *testing.T) {
 	const size = 1 << 30
 	out := newHashWriter()
 	l := start(t, nil, strings.NewReader(""), out, "listen", "-r", rv, "gib")
-	l.waitStderr(`listening as`, 30*time.Second)
+	l.waitReady(30 * time.Second)
 	d := start(t, nil, stream(3, size), io.Discard, "dial", "-r", rv, "gib")
 	if code := d.wait(5 * time.Minute); code != 0 {
 		t.Fatalf("dial exit %d", code)
@@ -158,11 +159,118 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"dial", "-r", "127.0.0.1:1"},                   // no name
 		{"listen", "-r", "127.0.0.1:1", "--bogus", "x"}, // unknown flag
 		{"dial", "-r", "127.0.0.1:1", "--report", "xml", "n"},
+		{"dial", "n", "-r", "127.0.0.1:1", "--report", "xml"}, // flags after NAME are parsed too
+		{"dial", "-r", "127.0.0.1:1", "--", "n", "-v"},        // after --, -v is a second NAME
+		{"frobnicate"}, // no such subcommand
+		{"frobnicate", "-r", "127.0.0.1:1"},
 	} {
 		p := start(t, nil, nil, io.Discard, args...)
 		if code := p.wait(30 * time.Second); code != 2 {
 			t.Errorf("%v: exit %d, want 2; stderr:\n%s", args, code, p.stderr.String())
 		}
+	}
+}
+
+// A --rendezvous no retry could make work is a usage error at once, in one
+// line, not --timeout of retries and exit 4.
+func TestMalformedRendezvousExit2(t *testing.T) {
+	t.Parallel()
+	for _, rv := range []string{"foo", "h:99999", ":3478", "rv:", "h:0"} {
+		for _, cmd := range []string{"dial", "listen"} {
+			began := time.Now()
+			p := start(t, nil, nil, io.Discard, cmd, "-r", rv, "--timeout", "60s", "n")
+			if code := p.wait(30 * time.Second); code != 2 {
+				t.Errorf("%s -r %q: exit %d, want 2; stderr:\n%s", cmd, rv, code, p.stderr.String())
+			}
+			out := strings.TrimSpace(p.stderr.String())
+			if strings.Contains(out, "\n") || !strings.HasPrefix(out, "tcpunch: --rendezvous "+strconv.Quote(rv)+": ") {
+				t.Errorf("%s -r %q: want one line naming --rendezvous, got:\n%s", cmd, rv, out)
+			}
+			if took := time.Since(began); took > 10*time.Second {
+				t.Errorf("%s -r %q: took %v: it retried", cmd, rv, took)
+			}
+		}
+	}
+}
+
+// Flags go before or after NAME, as with ssh and nc; -- ends the flags; a
+// --exec value with dashes in it stays one value.
+func TestFlagsAfterName(t *testing.T) {
+	t.Parallel()
+	rv, _ := serve(t, nil, "127.0.0.1:0")
+	// Flags after NAME, the --exec value full of dashes.
+	l := start(t, nil, nil, io.Discard, "listen", "flags-after", "--exec", "sed -e s/^/got:/ -e s/-/+/g", "-r", rv, "--report", "json")
+	l.waitReady(30 * time.Second)
+	for _, args := range [][]string{
+		{"dial", "-r", rv, "--report", "json", "flags-after"},       // flags first
+		{"dial", "flags-after", "-r", rv, "--report", "json"},       // flags after NAME
+		{"dial", "--report=json", "flags-after", "-r=" + rv},        // inline values
+		{"dial", "-r", rv, "--report", "json", "--", "flags-after"}, // --
+	} {
+		var out bytes.Buffer
+		d := start(t, nil, strings.NewReader("a-b\n"), &out, args...)
+		if code := d.wait(60 * time.Second); code != 0 {
+			t.Fatalf("%q: exit %d; stderr:\n%s", args, code, d.stderr.String())
+		}
+		if out.String() != "got:a+b\n" {
+			t.Errorf("%q: got %q from the listener's child, want %q", args, out.String(), "got:a+b\n")
+		}
+		parseReport(t, d.stderr.String()) // --report json was parsed wherever it stood
+	}
+	// The listener's own --report json, given after NAME, took effect too.
+	parseReport(t, l.stderr.String())
+
+	// A name that starts with a dash needs --.
+	l2 := start(t, nil, strings.NewReader("dashed\n"), io.Discard, "listen", "-r", rv, "--", "-dashed")
+	l2.waitReady(30 * time.Second)
+	var out bytes.Buffer
+	d := start(t, nil, strings.NewReader(""), &out, "dial", "-r", rv, "--", "-dashed")
+	if code := d.wait(60 * time.Second); code != 0 || out.String() != "dashed\n" {
+		t.Errorf("dial -- -dashed: exit %d, got %q; stderr:\n%s", code, out.String(), d.stderr.String())
+	}
+}
+
+// Two tcpunch processes on one host with the same --port to the same
+// server: the second is told why it cannot connect, not to check its
+// network.
+func TestSamePortSameServer(t *testing.T) {
+	t.Parallel()
+	rv, _ := serve(t, nil, "127.0.0.1:0")
+	held, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := strconv.Itoa(held.Addr().(*net.TCPAddr).Port)
+	held.Close()
+	first := start(t, nil, nil, io.Discard, "listen", "-r", rv, "--port", port, "first")
+	first.waitReady(30 * time.Second)
+	second := start(t, nil, nil, io.Discard, "listen", "-r", rv, "--port", port, "--timeout", "3s", "second")
+	if code := second.wait(30 * time.Second); code != 4 {
+		t.Fatalf("second listener: exit %d, want 4; stderr:\n%s", code, second.stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(second.stderr.String()), "\n")
+	want := "tcpunch: local port " + port + " already has a connection to the rendezvous server at " + rv +
+		": another tcpunch on this host with the same --port"
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, want) {
+		t.Errorf("last line %q, want %q…", last, want)
+	}
+}
+
+// A failing --exec child whose stderr ends mid-line: tcpunch's line saying
+// so is a line of its own, ended by a newline.
+func TestExecFailureLine(t *testing.T) {
+	t.Parallel()
+	rv, _ := serve(t, nil, "127.0.0.1:0")
+	l := start(t, nil, nil, io.Discard, "listen", "-r", rv, "--exec", "cat >/dev/null; printf oops >&2; exit 3", "execfail")
+	l.waitReady(30 * time.Second)
+	d := start(t, nil, strings.NewReader("x"), io.Discard, "dial", "-r", rv, "execfail")
+	if code := d.wait(60 * time.Second); code != 0 {
+		t.Fatalf("dial: exit %d; stderr:\n%s", code, d.stderr.String())
+	}
+	want := "oops\ntcpunch: connection from "
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(l.stderr.String(), "exit status 3\n") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := l.stderr.String(); !strings.Contains(got, want) || !strings.Contains(got, `running "cat >/dev/null; printf oops >&2; exit 3": exit status 3`+"\n") {
+		t.Errorf("listener stderr lacks %q and a failure line ending in a newline:\n%q", want, got)
 	}
 }
 
@@ -238,7 +346,7 @@ func TestListenBeforeServer(t *testing.T) {
 	l := start(t, nil, strings.NewReader("early bird\n"), io.Discard, "listen", "-r", rv, "--timeout", "60s", "early")
 	l.waitStderr(`retrying`, 30*time.Second)
 	serve(t, nil, rv)
-	l.waitStderr(`listening as`, 60*time.Second)
+	l.waitReady(60 * time.Second)
 	var out bytes.Buffer
 	d := start(t, nil, strings.NewReader(""), &out, "dial", "-r", rv, "early")
 	if code := d.wait(60 * time.Second); code != 0 {
@@ -257,13 +365,10 @@ func TestForwardAndLocal(t *testing.T) {
 	rv, _ := serve(t, nil, "127.0.0.1:0")
 	svc := echoUpper(t)
 	l := start(t, nil, nil, io.Discard, "listen", "-r", rv, "--forward", svc, "fwd")
-	l.waitStderr(`listening as`, 30*time.Second)
+	l.waitReady(30 * time.Second)
 
-	lnTmp, _ := net.Listen("tcp", "127.0.0.1:0")
-	local := lnTmp.Addr().String()
-	lnTmp.Close()
-	d := start(t, nil, nil, io.Discard, "dial", "-r", rv, "--local", local, "fwd")
-	d.waitStderr(`accepting local clients`, 30*time.Second)
+	d := start(t, nil, nil, io.Discard, "dial", "-r", rv, "--local", "127.0.0.1:0", "fwd")
+	local := d.waitReady(30 * time.Second) // the port the kernel picked
 
 	const clients = 4
 	var wg sync.WaitGroup
@@ -317,7 +422,7 @@ func TestExecGetsOnlyTheConnection(t *testing.T) {
 	rv, _ := serve(t, nil, "127.0.0.1:0")
 	l := start(t, nil, nil, io.Discard, "listen", "-r", rv, "--exec",
 		`exec find /proc/self/fd -mindepth 1 -printf '%f %l\n'`, "execfd")
-	l.waitStderr(`listening as`, 30*time.Second)
+	l.waitReady(30 * time.Second)
 	var out bytes.Buffer
 	d := start(t, nil, strings.NewReader(""), &out, "dial", "-r", rv, "execfd")
 	if code := d.wait(60 * time.Second); code != 0 {
@@ -353,7 +458,7 @@ func TestInterruptWhilePunching(t *testing.T) {
 	rv, _ := serve(t, nil, "127.0.0.1:0")
 	// A listener that registers but whose process is stopped: it never punches.
 	l := start(t, nil, nil, io.Discard, "listen", "-r", rv, "frozen")
-	l.waitStderr(`listening as`, 30*time.Second)
+	l.waitReady(30 * time.Second)
 	l.signal(syscall.SIGSTOP)
 	defer l.signal(syscall.SIGCONT)
 	d := start(t, nil, nil, io.Discard, "dial", "-r", rv, "--timeout", "60s", "frozen")
@@ -362,8 +467,15 @@ func TestInterruptWhilePunching(t *testing.T) {
 	if code := d.wait(30 * time.Second); code != 130 {
 		t.Errorf("dial after SIGINT: exit %d, want 130; stderr:\n%s", code, d.stderr.String())
 	}
-	if !strings.HasSuffix(strings.TrimSpace(d.stderr.String()), "tcpunch: interrupted") {
-		t.Errorf("dial after SIGINT does not end with 'tcpunch: interrupted':\n%s", d.stderr.String())
+	// The real time the punch ran, not --timeout.
+	lines := strings.Split(strings.TrimSpace(d.stderr.String()), "\n")
+	last := lines[len(lines)-1]
+	m := regexp.MustCompile(`^tcpunch: interrupted after (\S+) while punching to "frozen"`).FindStringSubmatch(last)
+	if m == nil {
+		t.Fatalf("dial after SIGINT: last line %q, want 'tcpunch: interrupted after D while punching to \"frozen\"…'", last)
+	}
+	if took, err := time.ParseDuration(m[1]); err != nil || took > 20*time.Second {
+		t.Errorf("dial after SIGINT says it ran %s: want the real time (about 0.5s), not --timeout", m[1])
 	}
 }
 
@@ -382,7 +494,7 @@ func TestDemoLoopback(t *testing.T) {
 
 // TestDemoThroughNAT is `sudo tcpunch demo` as a user runs it: two real NATs.
 func TestDemoThroughNAT(t *testing.T) {
-	lab.Require(t)
+	natlab.Require(t)
 	t.Parallel()
 	var out bytes.Buffer
 	p := start(t, nil, nil, &out, "demo", "--delay", "10ms")
@@ -398,7 +510,7 @@ func TestDemoThroughNAT(t *testing.T) {
 // TestDemoScenarios: `demo --scenario` builds any lab scenario; one without
 // a direct path ends with exit 3 and says it was expected.
 func TestDemoScenarios(t *testing.T) {
-	lab.Require(t)
+	natlab.Require(t)
 	t.Parallel()
 	t.Run("rst×rst", func(t *testing.T) {
 		t.Parallel()
@@ -485,7 +597,7 @@ func TestRendezvousFromEnvironment(t *testing.T) {
 	rv, _ := serve(t, nil, "127.0.0.1:0")
 	withEnv := []string{"env", "TCPUNCH_RENDEZVOUS=" + rv}
 	l := start(t, withEnv, strings.NewReader("from env listener\n"), io.Discard, "listen", "envname")
-	l.waitStderr(`listening as`, 30*time.Second)
+	l.waitReady(30 * time.Second)
 	var out bytes.Buffer
 	d := start(t, withEnv, strings.NewReader(""), &out, "dial", "envname")
 	if code := d.wait(60 * time.Second); code != 0 {
@@ -502,7 +614,7 @@ func TestDialExec(t *testing.T) {
 	rv, _ := serve(t, nil, "127.0.0.1:0")
 	var got bytes.Buffer
 	l := start(t, nil, strings.NewReader("line one\nline two\n"), &got, "listen", "-r", rv, "dialexec")
-	l.waitStderr(`listening as`, 30*time.Second)
+	l.waitReady(30 * time.Second)
 	// The child numbers the lines it reads and writes them back.
 	d := start(t, nil, nil, io.Discard, "dial", "-r", rv, "--exec", "cat -n", "dialexec")
 	if code := d.wait(60 * time.Second); code != 0 {
@@ -523,7 +635,7 @@ func TestExecChildrenStopWithListener(t *testing.T) {
 	rv, _ := serve(t, nil, "127.0.0.1:0")
 	pidFile := t.TempDir() + "/child.pid"
 	l := start(t, nil, nil, io.Discard, "listen", "-r", rv, "--exec", "echo $$ > "+pidFile+"; exec sleep 300", "kids")
-	l.waitStderr(`listening as`, 30*time.Second)
+	l.waitReady(30 * time.Second)
 	d := start(t, nil, nil, io.Discard, "dial", "-r", rv, "kids")
 	var pid int
 	deadline := time.Now().Add(30 * time.Second)
@@ -570,7 +682,7 @@ func TestListenSurvivesServerRestart(t *testing.T) {
 	t.Parallel()
 	rv, srv := serve(t, nil, "127.0.0.1:0")
 	l := start(t, nil, strings.NewReader("still here\n"), io.Discard, "listen", "-r", rv, "phoenix")
-	l.waitStderr(`listening as`, 30*time.Second)
+	l.waitReady(30 * time.Second)
 
 	srv.signal(syscall.SIGTERM)
 	if code := srv.wait(30 * time.Second); code != 0 {

@@ -18,7 +18,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
 // Runs per cell of the lab matrix: -runs=N (after the package on the go test
@@ -49,14 +49,15 @@ func verboseArgs() []string {
 	return nil
 }
 
-// in is the argv prefix that runs the binary inside a node's namespace.
-func in(n interface{ Namespace() string }) []string {
-	return []string{"ip", "netns", "exec", n.Namespace()}
+// in is the argv prefix that runs the binary inside a node's namespace
+// (this test binary links natlab, which is what makes the prefix work).
+func in(n interface{ CommandPrefix() []string }) []string {
+	return n.CommandPrefix()
 }
 
 // outermost is the node whose link faces the internet for h: h itself for a
 // public host, otherwise its router, or that router's carrier NAT.
-func outermost(h *lab.Host) lab.Node {
+func outermost(h *natlab.Host) natlab.Node {
 	r := h.Router()
 	if r == nil {
 		return h
@@ -69,11 +70,11 @@ func outermost(h *lab.Host) lab.Node {
 
 // publicAddr is where h's IPv4 traffic appears on the internet: the
 // outermost NAT's WAN address, or h's own address for a public host.
-func publicAddr(h *lab.Host) netip.Addr {
+func publicAddr(h *natlab.Host) netip.Addr {
 	switch n := outermost(h).(type) {
-	case *lab.Router:
+	case *natlab.Router:
 		return n.Addr()
-	case *lab.Host:
+	case *natlab.Host:
 		return n.Addr()
 	}
 	panic("unreachable")
@@ -83,7 +84,7 @@ func publicAddr(h *lab.Host) netip.Addr {
 // tcpunch offers and dials IPv6 host candidates too; IPv6 is routed without
 // NAT, so in an IPv4 cell a peer could punch over IPv6 and the cell would not
 // test the NAT it is named after (symmetric NAT above all).
-func ipv4Only(h *lab.Host) error {
+func ipv4Only(h *natlab.Host) error {
 	return h.Do(func() error {
 		for _, dev := range []string{"all", "default", h.Link()} {
 			p := filepath.Join("/proc/sys/net/ipv6/conf", dev, "disable_ipv6")
@@ -96,7 +97,7 @@ func ipv4Only(h *lab.Host) error {
 }
 
 // closeWithTest closes l when the test ends, also when it fails.
-func closeWithTest(t *testing.T, l *lab.Lab) {
+func closeWithTest(t *testing.T, l *natlab.Lab) {
 	t.Cleanup(func() {
 		if err := l.Close(); err != nil {
 			t.Errorf("closing the lab: %v", err)
@@ -159,6 +160,13 @@ func (s *cellStats) record(r run) {
 	if r.failMS > 0 {
 		s.failMS = append(s.failMS, r.failMS)
 	}
+}
+
+// connections is how many runs of the cell connected so far.
+func (s *cellStats) connections() int {
+	summary.Lock()
+	defer summary.Unlock()
+	return s.connected
 }
 
 func median(v []float64) float64 {
@@ -244,13 +252,13 @@ func leftoverNamespaces() []string {
 }
 
 // labReady reports whether this machine can run the lab (for TestMain's
-// sweep); tests call lab.Require themselves.
-func labReady() bool { return lab.Check().Err() == nil }
+// sweep); tests call natlab.Require themselves.
+func labReady() bool { return natlab.Check().Err() == nil }
 
 func sweepStaleLabs() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := lab.Sweep(ctx); err != nil {
+	if err := natlab.Sweep(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "sweeping stale lab namespaces:", err)
 	}
 }

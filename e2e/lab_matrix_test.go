@@ -3,16 +3,16 @@
 package e2e_test
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
 // The real-NAT matrix: every cell is a topology of the lab; every run builds
@@ -34,15 +34,24 @@ const (
 )
 
 // cell is a scenario of the matrix, with asymmetric link delays when set
-// (lab.Scenario only splits one delay evenly).
+// (natlab.Scenario only splits one delay evenly).
 type cell struct {
-	lab.Scenario
+	natlab.Scenario
 	delayA, delayB time.Duration // one-way delay of a's and b's internet-facing links
 	// bestEffort, when set, says why a direct connection is possible but
 	// not guaranteed: runs that do not connect are counted and logged, not
-	// failed. A connection that is made is checked like any other.
+	// failed, as long as the cell connects in at least bestEffortMin of its
+	// runs. A connection that is made is checked like any other.
 	bestEffort string
 }
+
+// bestEffortMin is how many of n runs of a best-effort cell must connect:
+// two in five (rounded up, at least one). Measured on the lab with the
+// cells alone (10 and 20 runs) and in the full matrix (5 runs): rst×rst
+// 9/10, 20/20, 5/5; open×open and rst×rst-ipv6 10/10, 20/20, 5/5. A cell
+// below 40% is broken, not unlucky: at 90% per run, fewer than two of five
+// connect by chance about once in 2000.
+func bestEffortMin(n int) int { return max(1, (2*n+4)/5) }
 
 // bestEffortTimeout is the --timeout of best-effort cells: what a user
 // would wait, and it bounds the suite.
@@ -50,33 +59,33 @@ const bestEffortTimeout = 20 * time.Second
 
 // answersRST: unsolicited SYNs to this side get a RST, from the NAT's
 // firewall or its own stack, which also deletes the sender's fresh mapping.
-func answersRST(s lab.Side) bool { return s.NAT == lab.NATReject || s.NAT == lab.NATOpen }
+func answersRST(s natlab.Side) bool { return s.NAT == natlab.NATReject || s.NAT == natlab.NATOpen }
 
 func matrix() []cell {
 	var cells []cell
-	for _, s := range lab.Scenarios() {
+	for _, s := range natlab.Scenarios() {
 		c := cell{Scenario: s}
 		if s.Direct && !s.SameNAT && s.Delay == 0 && answersRST(s.A) && answersRST(s.B) {
 			// Both NATs answer the first SYN that arrives with a RST
 			// and so delete the mapping the other side just opened:
 			// the punch only succeeds if both SYNs are in flight at
 			// once, a window of one one-way delay, some 50 µs on the
-			// lab's zero-delay links (shared/NOTES.md). With 50 ms of
+			// lab's zero-delay links (docs/ARCHITECTURE.md). With 50 ms of
 			// delay the same NATs are in the strict part (rst×rst-50ms).
 			c.bestEffort = "both NATs answer SYNs with RST and the links have no delay: both SYNs must cross within ~50 µs"
 		}
 		cells = append(cells, c)
 	}
-	drop, rst := lab.Side{NAT: lab.NATDrop}, lab.Side{NAT: lab.NATReject}
+	drop, rst := natlab.Side{NAT: natlab.NATDrop}, natlab.Side{NAT: natlab.NATReject}
 	return append(cells,
-		cell{Scenario: lab.Scenario{Name: "drop×rst-50ms", A: drop, B: rst, Delay: 50 * time.Millisecond, Direct: true}},
-		cell{Scenario: lab.Scenario{Name: "drop×drop-150ms×10ms", A: drop, B: drop, Direct: true},
+		cell{Scenario: natlab.Scenario{Name: "drop×rst-50ms", A: drop, B: rst, Delay: 50 * time.Millisecond, Direct: true}},
+		cell{Scenario: natlab.Scenario{Name: "drop×drop-150ms×10ms", A: drop, B: drop, Direct: true},
 			delayA: 150 * time.Millisecond, delayB: 10 * time.Millisecond},
 	)
 }
 
 // build makes the cell's lab, closed at the end of the test.
-func (c cell) build(t *testing.T) *lab.Pair {
+func (c cell) build(t *testing.T) *natlab.Pair {
 	t.Helper()
 	ctx := testContext(t, time.Minute)
 	start := time.Now()
@@ -94,7 +103,7 @@ func (c cell) build(t *testing.T) *lab.Pair {
 		}
 	}
 	if !c.IPv6 {
-		for _, h := range []*lab.Host{p.A, p.B} {
+		for _, h := range []*natlab.Host{p.A, p.B} {
 			if err := ipv4Only(h); err != nil {
 				t.Fatal(err)
 			}
@@ -105,13 +114,14 @@ func (c cell) build(t *testing.T) *lab.Pair {
 }
 
 func TestLabMatrix(t *testing.T) {
-	lab.Require(t)
+	natlab.Require(t)
 	t.Parallel()
 	n := runsPerCell(t)
 	for _, c := range matrix() {
 		st := statsFor(c.Name, c.Direct, c.bestEffort != "")
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
+			before := st.connections()
 			for i := range n {
 				t.Run(fmt.Sprintf("run%d", i+1), func(t *testing.T) {
 					if c.Direct {
@@ -121,12 +131,15 @@ func TestLabMatrix(t *testing.T) {
 					}
 				})
 			}
+			if got, want := st.connections()-before, bestEffortMin(n); c.bestEffort != "" && got < want {
+				t.Errorf("best effort, but connected in %d of %d runs, want at least %d (%s)", got, n, want, c.bestEffort)
+			}
 		})
 	}
 }
 
 // roles: even runs a listens and b dials, odd runs the other way round.
-func roles(p *lab.Pair, i int) (listener, dialer *lab.Host) {
+func roles(p *natlab.Pair, i int) (listener, dialer *natlab.Host) {
 	if i%2 == 0 {
 		return p.A, p.B
 	}
@@ -135,7 +148,7 @@ func roles(p *lab.Pair, i int) (listener, dialer *lab.Host) {
 
 // serveIn starts `tcpunch serve` on the rendezvous host and returns the
 // address peers use.
-func serveIn(t *testing.T, p *lab.Pair) string {
+func serveIn(t *testing.T, p *natlab.Pair) string {
 	t.Helper()
 	listen := netip.AddrPortFrom(p.RendezvousAddr(), rdvPort).String()
 	addr, _ := serve(t, in(p.Rendezvous()), listen)
@@ -283,7 +296,7 @@ func unmapped(a netip.AddrPort) netip.AddrPort {
 // public endpoint or one of its own (LAN/host) addresses in the cell's
 // family, never the rendezvous; an untranslated remote is exactly the
 // peer's local socket.
-func checkReport(t *testing.T, p *lab.Pair, who string, r report, peer *lab.Host, peerReport report) {
+func checkReport(t *testing.T, p *natlab.Pair, who string, r report, peer *natlab.Host, peerReport report) {
 	t.Helper()
 	remote := mustAddrPort(t, r.Remote)
 	rdv := p.Rendezvous()
@@ -327,24 +340,33 @@ func checkMethods(t *testing.T, listener, dialer string) {
 	}
 }
 
-// diagnose logs the peers' TCP sockets and the routers' conntrack tables,
-// taken right when a run failed, while its processes still run.
-func diagnose(t *testing.T, p *lab.Pair) {
+// diagnose logs the routers' conntrack tables (over netlink) and, where ss
+// is installed, the peers' TCP sockets, taken right when a run failed,
+// while its processes still run.
+func diagnose(t *testing.T, p *natlab.Pair) {
 	t.Helper()
 	ctx := testContext(t, 10*time.Second)
-	show := func(n interface {
-		Name() string
-		Command(context.Context, string, ...string) *exec.Cmd
-	}, name string, args ...string) {
-		out, err := n.Command(ctx, name, args...).CombinedOutput()
-		t.Logf("%s: %s %s (err %v):\n%s", n.Name(), name, strings.Join(args, " "), err, out)
-	}
-	for _, h := range []*lab.Host{p.A, p.B} {
-		show(h, "ss", "-tano", "state", "all")
-		if _, err := exec.LookPath("conntrack"); err == nil {
-			for r := h.Router(); r != nil; r = r.Router() {
-				show(r, "conntrack", "-L", "-p", "tcp")
+	_, ssErr := exec.LookPath("ss")
+	var routers []*natlab.Router
+	for _, h := range []*natlab.Host{p.A, p.B} {
+		if ssErr == nil {
+			out, err := h.Command(ctx, "ss", "-tano", "state", "all").CombinedOutput()
+			t.Logf("%s: ss -tano state all (err %v):\n%s", h.Name(), err, out)
+		}
+		for r := h.Router(); r != nil; r = r.Router() {
+			if !slices.Contains(routers, r) { // a shared NAT once
+				routers = append(routers, r)
 			}
 		}
+	}
+	for _, r := range routers {
+		flows, err := r.Conntrack()
+		var b strings.Builder
+		for _, f := range flows {
+			if f.Proto == "tcp" {
+				fmt.Fprintf(&b, "  %v\n", f)
+			}
+		}
+		t.Logf("%s: conntrack, TCP (err %v):\n%s", r.Name(), err, b.String())
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
 // TestLabRelayGoodput (a benchmark, run on demand: the e2e helpers take
@@ -24,13 +24,13 @@ func TestLabRelayGoodput(b *testing.T) {
 	if os.Getenv("TCPUNCH_E2E_BENCH") == "" {
 		b.Skip("a benchmark: set TCPUNCH_E2E_BENCH=1 to run it")
 	}
-	lab.Require(b)
+	natlab.Require(b)
 	const size = 1 << 30
-	p, err := lab.Scenario{Name: "drop×drop", A: lab.Side{NAT: lab.NATDrop}, B: lab.Side{NAT: lab.NATDrop}, Direct: true}.Build(testContext(b, time.Minute))
+	p, err := natlab.Scenario{Name: "drop×drop", A: natlab.Side{NAT: natlab.NATDrop}, B: natlab.Side{NAT: natlab.NATDrop}, Direct: true}.Build(testContext(b, time.Minute))
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { p.Lab.Close() })
+	closeWithTest(b, p.Lab)
 	rv, srv := serveRelayIn(b, p)
 	results := map[string]float64{}
 	for i := 0; i < 1; i++ {

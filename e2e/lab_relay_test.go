@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
 // The relay through the real-NAT lab: pairs without a direct path connect
@@ -39,24 +39,24 @@ func parseRelayReport(t *testing.T, stderr string) relayReport {
 }
 
 func relayCells() []struct {
-	lab.Scenario
+	natlab.Scenario
 	relay string
 } {
-	drop, sym := lab.Side{NAT: lab.NATDrop}, lab.Side{NAT: lab.NATSymmetric}
-	cgn := lab.Side{NAT: lab.NATDrop, Carrier: lab.NATSymmetric} // a home NAT behind a symmetric carrier NAT
+	drop, sym := natlab.Side{NAT: natlab.NATDrop}, natlab.Side{NAT: natlab.NATSymmetric}
+	cgn := natlab.Side{NAT: natlab.NATDrop, Carrier: natlab.NATSymmetric} // a home NAT behind a symmetric carrier NAT
 	return []struct {
-		lab.Scenario
+		natlab.Scenario
 		relay string
 	}{
-		{lab.Scenario{Name: "symmetric×drop", A: sym, B: drop}, "auto"},
-		{lab.Scenario{Name: "symmetric×symmetric", A: sym, B: sym}, "auto"},
-		{lab.Scenario{Name: "cgn-symmetric×drop", A: cgn, B: drop}, "auto"},
-		{lab.Scenario{Name: "drop×drop-always", A: drop, B: drop, Direct: true}, "always"},
+		{natlab.Scenario{Name: "symmetric×drop", A: sym, B: drop}, "auto"},
+		{natlab.Scenario{Name: "symmetric×symmetric", A: sym, B: sym}, "auto"},
+		{natlab.Scenario{Name: "cgn-symmetric×drop", A: cgn, B: drop}, "auto"},
+		{natlab.Scenario{Name: "drop×drop-always", A: drop, B: drop, Direct: true}, "always"},
 	}
 }
 
 func TestLabRelay(t *testing.T) {
-	lab.Require(t)
+	natlab.Require(t)
 	t.Parallel()
 	n := runsPerCell(t)
 	for _, c := range relayCells() {
@@ -70,11 +70,11 @@ func TestLabRelay(t *testing.T) {
 }
 
 // serveRelayIn starts `tcpunch serve` with extra flags in the lab.
-func serveRelayIn(t *testing.T, p *lab.Pair, extra ...string) (string, *proc) {
+func serveRelayIn(t *testing.T, p *natlab.Pair, extra ...string) (string, *proc) {
 	t.Helper()
 	listen := netip.AddrPortFrom(p.RendezvousAddr(), rdvPort).String()
 	s := start(t, in(p.Rendezvous()), nil, io.Discard, append([]string{"serve", "--listen", listen}, extra...)...)
-	return s.waitStderr(`listening.*addr=(\S+)`, 30*time.Second), s
+	return s.waitReady(30 * time.Second), s
 }
 
 func runRelayed(t *testing.T, c cell, mode string, i int) {
@@ -137,7 +137,7 @@ func openStdin(t *testing.T) *os.File {
 // TestLabRelayEnds: a relayed session that a limit or the server's death
 // ends says so on both sides (exit 1, one line naming the reason).
 func TestLabRelayEnds(t *testing.T) {
-	lab.Require(t)
+	natlab.Require(t)
 	t.Parallel()
 	cases := []struct {
 		name  string
@@ -152,7 +152,7 @@ func TestLabRelayEnds(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			p := cell{Scenario: lab.Scenario{Name: "symmetric×drop", A: lab.Side{NAT: lab.NATSymmetric}, B: lab.Side{NAT: lab.NATDrop}}}.build(t)
+			p := cell{Scenario: natlab.Scenario{Name: "symmetric×drop", A: natlab.Side{NAT: natlab.NATSymmetric}, B: natlab.Side{NAT: natlab.NATDrop}}}.build(t)
 			rv, srv := serveRelayIn(t, p, c.serve...)
 			args := []string{"-r", rv, "--timeout=" + directTimeout.String()}
 			var lIn, dIn io.Reader = stream(40, pipeSize), stream(41, pipeSize)

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
 // TestUnansweredSYNResentOnOneSocket: a SYN that gets no answer is resent by
@@ -24,7 +24,7 @@ import (
 // One connect(2) to the peer's public endpoint must carry all the attempts
 // the dialer reports.
 func TestUnansweredSYNResentOnOneSocket(t *testing.T) {
-	lab.Require(t)
+	natlab.Require(t)
 	strace, err := exec.LookPath("strace")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -33,7 +33,7 @@ func TestUnansweredSYNResentOnOneSocket(t *testing.T) {
 		t.Skip("strace is not installed")
 	}
 	t.Parallel()
-	c := cell{Scenario: lab.Scenario{Name: "drop×drop", A: lab.Side{NAT: lab.NATDrop}, B: lab.Side{NAT: lab.NATDrop}, Direct: true}}
+	c := cell{Scenario: natlab.Scenario{Name: "drop×drop", A: natlab.Side{NAT: natlab.NATDrop}, B: natlab.Side{NAT: natlab.NATDrop}, Direct: true}}
 	p := c.build(t)
 	rv := serveIn(t, p)
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
 // TestLabSelfConnectSamePort is the self-connect seen in the wild: two peers
@@ -22,23 +22,23 @@ import (
 // one local ip:port, two control connections to a single server address
 // would share a 4-tuple.
 func TestLabSelfConnectSamePort(t *testing.T) {
-	lab.Require(t)
+	natlab.Require(t)
 	t.Parallel()
 	for _, where := range []string{"behind-drop-nat", "public-host"} {
 		t.Run(where, func(t *testing.T) {
 			t.Parallel()
 			ctx := testContext(t, time.Minute)
-			l, err := lab.New(ctx)
+			l, err := natlab.New(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			closeWithTest(t, l)
-			var h *lab.Host
+			var h *natlab.Host
 			if where == "public-host" {
 				h, err = l.AddPublicHost(ctx, "host")
 			} else {
-				var r *lab.Router
-				if r, err = l.AddRouter(ctx, "nat", lab.NATDrop); err == nil {
+				var r *natlab.Router
+				if r, err = l.AddRouter(ctx, "nat", natlab.NATDrop); err == nil {
 					h, err = l.AddPeer(ctx, "host", r)
 				}
 			}
@@ -50,8 +50,8 @@ func TestLabSelfConnectSamePort(t *testing.T) {
 			}
 			rdv := l.Rendezvous()
 			second := netip.MustParseAddr("203.0.113.3") // below the lab's first handed-out host octet
-			if out, err := rdv.Command(ctx, "ip", "addr", "add", second.String()+"/24", "dev", rdv.Link()).CombinedOutput(); err != nil {
-				t.Fatalf("adding %v to the rendezvous host: %v: %s", second, err, out)
+			if err := rdv.AddAddr(netip.PrefixFrom(second, 24)); err != nil {
+				t.Fatalf("adding %v to the rendezvous host: %v", second, err)
 			}
 			serve(t, in(rdv), fmt.Sprintf("0.0.0.0:%d", rdvPort))
 			rv1 := netip.AddrPortFrom(rdv.Addr(), rdvPort).String()

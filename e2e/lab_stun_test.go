@@ -15,16 +15,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
 const coturnPort = 3479
 
-// requireCoturn is lab.Require plus coturn's turnserver: skipped when it is
+// requireCoturn is natlab.Require plus coturn's turnserver: skipped when it is
 // missing, failed under CI=true (the Makefile's deps target installs it).
 func requireCoturn(t *testing.T) {
 	t.Helper()
-	lab.Require(t)
+	natlab.Require(t)
 	if _, err := exec.LookPath("turnserver"); err != nil {
 		msg := "coturn's turnserver not found: install with `apt-get install coturn` (or `make deps` as root)"
 		if os.Getenv("CI") == "true" {
@@ -38,7 +38,7 @@ func requireCoturn(t *testing.T) {
 // h: STUN only, TCP only, on addr:port, no configuration file, with its
 // pid file and database in a temporary directory of the test. It returns
 // once coturn accepts connections.
-func startCoturn(t *testing.T, h *lab.Host, addr netip.Addr, port int) string {
+func startCoturn(t *testing.T, h *natlab.Host, addr netip.Addr, port int) string {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -92,7 +92,7 @@ func startCoturn(t *testing.T, h *lab.Host, addr netip.Addr, port int) string {
 }
 
 // stunRun runs `tcpunch stun` in h's namespace and returns its stdout.
-func stunRun(t *testing.T, h *lab.Host, args ...string) string {
+func stunRun(t *testing.T, h *natlab.Host, args ...string) string {
 	t.Helper()
 	var out bytes.Buffer
 	p := start(t, in(h), nil, &out, append([]string{"stun"}, args...)...)
@@ -105,10 +105,10 @@ func stunRun(t *testing.T, h *lab.Host, args ...string) string {
 
 // stunLab is a lab with one peer behind a router of kind, coturn and
 // tcpunch serve on the rendezvous host.
-func stunLab(t *testing.T, kind lab.NATKind) (peer *lab.Host, rdv, coturn string) {
+func stunLab(t *testing.T, kind natlab.NATKind) (peer *natlab.Host, rdv, coturn string) {
 	t.Helper()
 	ctx := testContext(t, time.Minute)
-	l, err := lab.New(ctx)
+	l, err := natlab.New(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestLabStunInterop(t *testing.T) {
 
 	t.Run("coturn-behind-drop-nat", func(t *testing.T) {
 		t.Parallel()
-		peer, rdv, coturn := stunLab(t, lab.NATDrop)
+		peer, rdv, coturn := stunLab(t, natlab.NATDrop)
 		wan := peer.Router().Addr()
 
 		// A chosen port: a fresh port-preserving masquerade maps it 1:1.
@@ -181,7 +181,7 @@ func TestLabStunInterop(t *testing.T) {
 
 	t.Run("two-servers-behind-symmetric-nat", func(t *testing.T) {
 		t.Parallel()
-		peer, rdv, coturn := stunLab(t, lab.NATSymmetric)
+		peer, rdv, coturn := stunLab(t, natlab.NATSymmetric)
 		wan := peer.Router().Addr()
 		out := stunRun(t, peer, "--port", "5000", rdv, coturn)
 		got := mappings(t, out)

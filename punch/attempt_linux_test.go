@@ -36,7 +36,7 @@ func TestWatchLeavesLinearSYNResendsToKernel(t *testing.T) {
 	if !ok {
 		t.Fatal("no blackhole on loopback")
 	}
-	cfg := newConfig(nil)
+	cfg, _ := newConfig(nil)
 	cfg.logger = slog.New(slog.DiscardHandler)
 	p := &session{cfg: &cfg}
 	c := &candidate{addr: hole}

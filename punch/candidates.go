@@ -12,18 +12,45 @@ import (
 // rendezvous adds the endpoint it observed, which covers peers on this host;
 // when the rendezvous itself is on loopback every peer is on this host, so
 // there are no host candidates to add.
-func hostCandidates(local netip.AddrPort, rendezvousAddr string) []netip.AddrPort {
+func (e *Endpoint) hostCandidates(rendezvousAddr string) []netip.AddrPort {
 	if onLoopback(rendezvousAddr) {
 		return nil
 	}
-	if a := local.Addr(); a.IsValid() && !a.IsUnspecified() {
-		return []netip.AddrPort{local}
+	if a := e.addr.Addr(); a.IsValid() && !a.IsUnspecified() {
+		return []netip.AddrPort{e.addr}
 	}
+	return hostAddrs(e.addr, e.dualStack, upInterfaceAddrs())
+}
+
+// hostAddrs makes host candidates of our interface addresses for an
+// endpoint on an unspecified local address. IPv6 addresses are advertised
+// when the endpoint can be reached over IPv6: bound to ::, or to 0.0.0.0 on
+// a dual-stack socket (Go listens on both families for 0.0.0.0 where the
+// system has IPv6, and NewEndpoint records whether it did).
+func hostAddrs(local netip.AddrPort, dualStack bool, addrs []netip.Addr) []netip.AddrPort {
+	v6 := local.Addr().Is6() || dualStack
+	var out []netip.AddrPort
+	for _, ip := range addrs {
+		ip = ip.Unmap()
+		if ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsUnspecified() {
+			continue
+		}
+		if ip.Is6() && !v6 {
+			continue // an IPv4-only endpoint cannot be reached over IPv6
+		}
+		out = append(out, netip.AddrPortFrom(ip, local.Port()))
+	}
+	return out
+}
+
+// upInterfaceAddrs lists the addresses of the interfaces that are up and
+// are not loopback.
+func upInterfaceAddrs() []netip.Addr {
 	ifaces, err := net.Interfaces()
 	if err != nil {
 		return nil
 	}
-	var out []netip.AddrPort
+	var out []netip.Addr
 	for _, ifi := range ifaces {
 		if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagLoopback != 0 {
 			continue
@@ -33,22 +60,11 @@ func hostCandidates(local netip.AddrPort, rendezvousAddr string) []netip.AddrPor
 			continue
 		}
 		for _, a := range addrs {
-			ipn, ok := a.(*net.IPNet)
-			if !ok {
-				continue
+			if ipn, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+					out = append(out, ip)
+				}
 			}
-			ip, ok := netip.AddrFromSlice(ipn.IP)
-			if !ok {
-				continue
-			}
-			ip = ip.Unmap()
-			if ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsUnspecified() {
-				continue
-			}
-			if ip.Is6() && local.Addr().Is4() {
-				continue // an IPv4-only endpoint cannot be reached over IPv6
-			}
-			out = append(out, netip.AddrPortFrom(ip, local.Port()))
 		}
 	}
 	return out

@@ -3,6 +3,7 @@ package punch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net"
 	"net/netip"
@@ -22,6 +23,42 @@ type Conn struct {
 	nc   stream
 	tcp  *net.TCPConn // the direct path's socket; nil when relayed
 	info Info
+}
+
+// Method is how the kernel made the punched connection, from our side.
+type Method uint8
+
+const (
+	MethodSimultaneousOpen Method = iota + 1 // both peers dialed; the SYNs crossed
+	MethodAccept                             // we accepted the peer's SYN
+	MethodConnect                            // we dialed and the peer accepted
+	MethodRelay                              // both peers connected to the rendezvous server's relay
+)
+
+func (m Method) String() string {
+	switch m {
+	case MethodSimultaneousOpen:
+		return "simultaneous-open"
+	case MethodAccept:
+		return "accept"
+	case MethodConnect:
+		return "connect"
+	case MethodRelay:
+		return "relay"
+	}
+	return fmt.Sprintf("Method(%d)", uint8(m))
+}
+
+// methodOf derives the Method from who dialed on each side.
+func methodOf(weDialed, peerDialed bool) Method {
+	switch {
+	case weDialed && peerDialed:
+		return MethodSimultaneousOpen
+	case weDialed:
+		return MethodConnect
+	default:
+		return MethodAccept
+	}
 }
 
 // Info describes how a Conn was punched.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
@@ -18,15 +19,18 @@ import (
 // rendezvous.ErrUnknownName when nobody holds name); punch failures are
 // *[Error].
 func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Conn, error) {
-	cfg := newConfig(opts)
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	ep, err := NewEndpoint(ctx, cfg.localAddr, opts...)
 	if err != nil {
 		return nil, err
 	}
 	defer ep.Close()
 
-	pi, ctl, err := rendezvous.Connect(ctx, rendezvousAddr, ep.Addr(), name, hostCandidates(ep.Addr(), rendezvousAddr),
-		rendezvous.WithLogger(cfg.logger))
+	pi, ctl, err := rendezvous.Connect(ctx, rendezvousAddr, ep.Addr(), name, ep.hostCandidates(rendezvousAddr),
+		cfg.rendezvousOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
 	}
@@ -34,9 +38,20 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	// until the punch is over.
 	defer ctl.Close()
 	ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
-		Candidates: pi.Candidates, Observed: pi.Observed})
-	return ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
-		Relay: relayOf(rendezvousAddr, pi)})
+		Candidates: pi.Candidates, Observed: pi.Observed, LocalClass: pi.LocalClass, PeerClass: pi.Class})
+	// The reports go out before the deferred Close: on the control
+	// connection ahead of its reset, in order.
+	reporter, _ := ctl.(rendezvous.Reporter)
+	relay, err := sessionRelay(&cfg, rendezvousAddr, pi)
+	if err != nil {
+		report(ctx, &cfg, reporter, pi, nil, err, 0)
+		return nil, err
+	}
+	start := time.Now()
+	c, err := ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
+		Relay: relay})
+	report(ctx, &cfg, reporter, pi, c, err, time.Since(start))
+	return c, err
 }
 
 func describePeer(pi rendezvous.PeerInfo) string {

@@ -17,6 +17,26 @@
 // functions of this package), or of your own signalling if you embed the
 // engine directly.
 //
+// # Option values
+//
+// Zero and negative values of the options mean:
+//
+//	option                 zero                        negative
+//	WithAttemptTimeout     error                       error
+//	WithVerifyTimeout      error                       error
+//	WithPunchTimeout       error                       error
+//	WithRetryJitter        0: no pause (min ≤ max)     error
+//	WithKeepAlive          the default, 15 s           keepalive off
+//	WithLocalAddr          0.0.0.0, a port the kernel picks (zero AddrPort)
+//	WithRelayBudget        error                       error
+//	WithRelay              RelayAuto                   - (unknown mode: error)
+//	WithLogger, WithEvents nil: discard, no callback
+//
+// An option given a value it rejects makes [NewEndpoint], [Punch], [Listen]
+// and [Dial] return an error that names it; nothing is clamped silently.
+// The options of the rendezvous client ([WithRendezvousOptions]) follow
+// package rendezvous's rules.
+//
 // When not to use it: if either peer can accept inbound connections, dial it
 // directly; if either side sits behind a symmetric NAT (a new public port
 // per destination), punching fails and you need a relay. The punched

@@ -23,6 +23,9 @@ type Endpoint struct {
 	ln       *net.TCPListener // nil only with the noListen testing hook
 	instance [8]byte          // in every hello we send: seeing it come back means we met ourselves
 	ownAddrs []netip.Addr     // our interface addresses, when listening on the unspecified address
+	// dualStack: the listener takes IPv4 and IPv6 alike, though addr may
+	// say 0.0.0.0 (Go listens dual-stack there where the system can).
+	dualStack bool
 
 	ctx    context.Context // ends when the Endpoint is closed
 	cancel context.CancelFunc
@@ -45,7 +48,10 @@ const finishedTTL = time.Minute
 // system has IPv6, and dials IPv4 and IPv6 candidates alike. ctx bounds only the setup; the Endpoint
 // lives until Close.
 func NewEndpoint(ctx context.Context, local netip.AddrPort, opts ...Option) (*Endpoint, error) {
-	cfg := newConfig(opts)
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	if !local.Addr().IsValid() {
 		// Go listens dual-stack on 0.0.0.0 where the system can, and falls
 		// back to IPv4 where it has no IPv6; [::] would fail there.
@@ -81,7 +87,9 @@ func NewEndpoint(ctx context.Context, local netip.AddrPort, opts ...Option) (*En
 			return nil, fmt.Errorf("punch: listening on %v: %w", local, err)
 		}
 		e.ln = ln.(*net.TCPListener)
-		e.addr = netip.AddrPortFrom(local.Addr(), ln.Addr().(*net.TCPAddr).AddrPort().Port())
+		bound := ln.Addr().(*net.TCPAddr)
+		e.addr = netip.AddrPortFrom(local.Addr(), uint16(bound.Port))
+		e.dualStack = local.Addr().IsUnspecified() && bound.IP.To4() == nil
 	}
 	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if e.ln != nil {
@@ -217,14 +225,15 @@ func (e *Endpoint) await(tag [16]byte, deadline time.Time) *session {
 	}
 }
 
+// register makes p the punch of its tag on e. Its failure is an *Error.
 func (e *Endpoint) register(p *session) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
-		return fmt.Errorf("punch: endpoint %v: %w", e.addr, net.ErrClosed)
+		return &Error{Kind: ErrTimeout, Cause: fmt.Errorf("endpoint %v: %w", e.addr, net.ErrClosed)}
 	}
 	if _, ok := e.punches[p.tag]; ok {
-		return fmt.Errorf("punch: a punch with this session tag is already running on %v", e.addr)
+		return &Error{Kind: ErrInvalidSession, Cause: fmt.Errorf("a punch with this session tag is already running on %v", e.addr)}
 	}
 	now := time.Now()
 	for t, at := range e.finished {

@@ -21,6 +21,14 @@ var (
 	// ErrPeerRejected: nothing worked and the peer refused at least one of
 	// our connections (wrong session, same role, unsupported version).
 	ErrPeerRejected = errors.New("punch: the peer rejected the connection")
+	// ErrInvalidSession: [Endpoint.Punch] was given a session it cannot
+	// run (a role that is neither controlling nor controlled, or the tag
+	// of a punch already running on the Endpoint). Nothing was dialed.
+	ErrInvalidSession = errors.New("punch: invalid session")
+	// ErrEndpoint: [Punch] could not set up its Endpoint (an option that
+	// makes no sense, the local port taken, ...). The *Error's Cause says
+	// why; errors.Is works with its syscall errors.
+	ErrEndpoint = errors.New("punch: cannot set up the local endpoint")
 	// ErrRendezvous: [Listen] or [Dial] failed before punching, at the
 	// rendezvous server (unreachable, unknown name, name taken, ...). The
 	// rendezvous package's own error is wrapped too, so errors.Is works
@@ -38,7 +46,7 @@ type CandidateError struct {
 // Error is a failed punch. errors.Is matches its Kind and its Cause, so
 // errors.Is(err, context.DeadlineExceeded) holds when the deadline ended it.
 type Error struct {
-	Kind       error            // ErrNoCandidates, ErrTimeout, ErrOnlySelfConnects or ErrPeerRejected
+	Kind       error            // ErrNoCandidates, ErrTimeout, ErrOnlySelfConnects, ErrPeerRejected, ErrInvalidSession, ErrEndpoint or ErrNoDirectPath
 	Candidates []CandidateError // the last error per candidate, in the session's order
 	Cause      error            // what ended the punch, e.g. ctx.Err(); may be nil
 	Relay      error            // why the relay did not connect, when it was tried; may be nil

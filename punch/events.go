@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"time"
+
+	"github.com/tcpunch/tcpunch/rendezvous"
 )
 
 // EventKind says what an [Event] reports.
@@ -66,6 +68,9 @@ type Event struct {
 	// port than the local one may be symmetric.
 	Candidates []netip.AddrPort
 	Observed   netip.AddrPort
+	// For EventPeerInfo: the NAT classes measured from our port and the
+	// peer's ("not measured" when a side or the server could not tell).
+	LocalClass, PeerClass rendezvous.NATClass
 }
 
 // emit logs ev and hands it to the WithEvents callback. The mutex serializes

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
@@ -35,13 +36,16 @@ type Listener struct {
 // registration, which retries a server that cannot be reached until ctx
 // ends; Close ends the listener.
 func Listen(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Listener, error) {
-	cfg := newConfig(opts)
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	ep, err := NewEndpoint(ctx, cfg.localAddr, opts...)
 	if err != nil {
 		return nil, err
 	}
-	reg, err := rendezvous.Register(ctx, rendezvousAddr, ep.Addr(), name, hostCandidates(ep.Addr(), rendezvousAddr),
-		rendezvous.WithLogger(cfg.logger))
+	reg, err := rendezvous.Register(ctx, rendezvousAddr, ep.Addr(), name, ep.hostCandidates(rendezvousAddr),
+		cfg.rendezvousOptions()...)
 	if err != nil {
 		ep.Close()
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
@@ -63,14 +67,24 @@ func (l *Listener) serve() {
 			return
 		}
 		l.ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
-			Candidates: pi.Candidates, Observed: pi.Observed})
+			Candidates: pi.Candidates, Observed: pi.Observed, LocalClass: pi.LocalClass, PeerClass: pi.Class})
+		relay, err := sessionRelay(&l.cfg, l.rendezvous, pi)
+		if err != nil {
+			report(l.ctx, &l.cfg, l.reg, pi, nil, err, 0)
+			l.ep.emit(Event{Kind: EventFailed, Addr: pi.Candidates[0], Err: err})
+			continue
+		}
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
 			ctx, cancel := context.WithTimeout(l.ctx, l.cfg.punchTimeout)
 			defer cancel()
+			start := time.Now()
 			c, err := l.ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlled, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
-				Relay: relayOf(l.rendezvous, pi)})
+				Relay: relay})
+			if l.ctx.Err() == nil { // a listener closing abandons its punches: nothing to report
+				report(l.ctx, &l.cfg, l.reg, pi, c, err, time.Since(start))
+			}
 			if err != nil {
 				l.ep.emit(Event{Kind: EventFailed, Addr: pi.Candidates[0], Err: err})
 				return

@@ -61,18 +61,30 @@ const DefaultRelayBudget = 2 * time.Second
 
 // WithRelay sets when Listen, Dial and [Endpoint.Punch] relay (default
 // RelayAuto). Relaying needs a server that relays (its peer info carries a
-// relay token) and a peer that relays too.
-func WithRelay(m RelayMode) Option { return func(c *config) { c.relayMode = m } }
+// relay token) and a peer that relays too. A mode other than the three is
+// an error naming the option.
+func WithRelay(m RelayMode) Option {
+	return func(c *config) {
+		if m > RelayAlways {
+			c.invalid("WithRelay(%v): use RelayAuto, RelayNever or RelayAlways", m)
+			return
+		}
+		c.relayMode = m
+	}
+}
 
 // WithRelayBudget sets how long RelayAuto waits for a direct connection
-// before it opens the relay leg (default 2 s). Direct attempts go on
-// meanwhile: whichever verifies first is nominated. Zero or negative keeps
-// the default.
+// before it opens the relay leg (default 2 s; d must be positive). Direct
+// attempts go on meanwhile: whichever verifies first is nominated. When
+// both peers' NAT classes rule a direct path out ([DirectPossible]), auto
+// relays at once instead.
 func WithRelayBudget(d time.Duration) Option {
 	return func(c *config) {
-		if d > 0 {
-			c.relayBudget = d
+		if d <= 0 {
+			c.invalid("WithRelayBudget(%v): must be positive", d)
+			return
 		}
+		c.relayBudget = d
 	}
 }
 
@@ -215,6 +227,26 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 		return unmap(ta.AddrPort())
 	}
 	return netip.AddrPort{}
+}
+
+// sessionRelay is the relay for pi's session (nil when the server gave no
+// token), or, when the NAT classes rule a direct path out
+// ([DirectPossible]) and relaying is off or impossible, the
+// ErrNoDirectPath failure to return at once.
+func sessionRelay(cfg *config, server string, pi rendezvous.PeerInfo) (*Relay, error) {
+	r := relayOf(server, pi)
+	if ok, why := DirectPossible(pi.LocalClass, pi.Class); !ok && (r == nil || cfg.relayMode == RelayNever) {
+		return nil, &Error{Kind: ErrNoDirectPath, Cause: errors.New(why), Relay: relayUnavailable(cfg, r)}
+	}
+	return r, nil
+}
+
+// relayUnavailable is why no relay was tried, for an error's Relay field.
+func relayUnavailable(cfg *config, r *Relay) error {
+	if cfg.relayMode != RelayNever && r == nil {
+		return errRelayUnavailable
+	}
+	return nil
 }
 
 // relayOf is the session's relay from a peer info, nil when the server

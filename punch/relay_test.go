@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"sync"
 	"testing"
@@ -48,10 +49,7 @@ func TestRelayFallback(t *testing.T) {
 	const budget = 300 * time.Millisecond
 	t.Run("auto", func(t *testing.T) {
 		token := relayTokens(t, server)
-		hole, ok := testnet.Blackhole(t)
-		if !ok {
-			t.Skip("no loopback blackhole on this system")
-		}
+		hole := testnet.RequireBlackhole(t)
 		a := newEndpoint(t, netip.AddrPortFrom(lo4, 0), WithRelayBudget(budget))
 		b := newEndpoint(t, netip.AddrPortFrom(lo4, 0), WithRelayBudget(budget))
 		ca, cb := relayedPair(t, a, b, []netip.AddrPort{hole}, &Relay{Server: server, Token: token})
@@ -72,10 +70,7 @@ func TestRelayFallback(t *testing.T) {
 	})
 	t.Run("never", func(t *testing.T) {
 		token := relayTokens(t, server)
-		hole, ok := testnet.Blackhole(t)
-		if !ok {
-			t.Skip("no loopback blackhole on this system")
-		}
+		hole := testnet.RequireBlackhole(t)
 		a := newEndpoint(t, netip.AddrPortFrom(lo4, 0), WithRelay(RelayNever))
 		ctx, cancel := context.WithTimeout(testCtx(t), 2*budget+time.Second)
 		defer cancel()
@@ -88,9 +83,18 @@ func TestRelayFallback(t *testing.T) {
 }
 
 // TestRelayAlways: Listen and Dial with RelayAlways relay even where a
-// direct connection is trivial (loopback).
+// direct connection is trivial (loopback), and both report the path as
+// relay to the server.
 func TestRelayAlways(t *testing.T) {
-	server, _ := rendezvousAt(t, "127.0.0.1:0")
+	rec := &reports{}
+	sln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := rendezvous.NewServer(rendezvous.WithTracer(rec))
+	go srv.Serve(sln)
+	t.Cleanup(func() { srv.Close() })
+	server := sln.Addr().String()
 	ctx := testCtx(t)
 	ln, err := Listen(ctx, server, "always", WithRelay(RelayAlways))
 	if err != nil {
@@ -117,6 +121,18 @@ func TestRelayAlways(t *testing.T) {
 		}
 	}
 	converse(t, ca, cb)
+	var got []rendezvous.PunchReport
+	for deadline := time.Now().Add(10 * time.Second); len(got) < 2 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		got = rec.snapshot()
+	}
+	if len(got) != 2 {
+		t.Fatalf("reports = %+v, want the listener's and the dialer's", got)
+	}
+	for _, r := range got {
+		if r.Path != rendezvous.PathRelay || r.Method != rendezvous.PunchNone || r.TimeToConnect <= 0 {
+			t.Errorf("report %+v: want path relay, method none, a time", r)
+		}
+	}
 }
 
 // TestDirectPreferred: where a direct path exists, RelayAuto takes it.

@@ -29,7 +29,7 @@ const (
 	attrCandidate  stun.AttrType = 0x7C02 // XOR-CANDIDATE: one endpoint, XOR-MAPPED-ADDRESS encoding; repeated
 	attrRole       stun.AttrType = 0x7C03 // ROLE: 1 byte, 1 = controlling (dialer), 2 = controlled (listener)
 	attrSessionTag stun.AttrType = 0x7C04 // SESSION-TAG: 16 random bytes
-	attrOwnerProof stun.AttrType = 0x7C05 // OWNER-PROOF: reserved for authenticated names; this server answers 420
+	attrOwnerProof stun.AttrType = 0x7C05 // OWNER-PROOF: 32-byte Ed25519 public key || 64-byte signature (ownerproof.go)
 	attrTiming     stun.AttrType = 0xFC01 // TIMING: uint32 RTT estimate µs, uint32 start delay µs
 )
 
@@ -54,6 +54,7 @@ var errBadAddress = errors.New("bad address attribute")
 func understood(t stun.AttrType) bool {
 	switch t {
 	case attrName, attrCandidate, attrRole, attrSessionTag,
+		attrOwnerProof, attrNonce, attrResume,
 		stun.AttrMappedAddress, stun.AttrXORMappedAddress,
 		stun.AttrErrorCode, stun.AttrUnknownAttributes,
 		// Sent by ICE agents' Binding requests; a server without
@@ -62,7 +63,7 @@ func understood(t stun.AttrType) bool {
 		stun.AttrPriority, stun.AttrUseCandidate:
 		return true
 	}
-	return false
+	return isReportAttr(t)
 }
 
 // appendXORAddr appends the XOR-MAPPED-ADDRESS encoding of a (RFC 8489

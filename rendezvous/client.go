@@ -26,6 +26,10 @@ type PeerInfo struct {
 	// RelayToken admits our leg to the server's relay for this pairing
 	// ([DialRelay]); zero when the server does not relay.
 	RelayToken RelayToken
+	// Class is the peer's NAT class as it measured it (NAT-CLASS; "not
+	// measured" when it sent none), LocalClass ours as we sent it
+	// ([WithNATCheck]).
+	Class, LocalClass NATClass
 }
 
 func peerInfoFrom(msg *message, wantRole byte) (PeerInfo, error) {
@@ -39,6 +43,7 @@ func peerInfoFrom(msg *message, wantRole byte) (PeerInfo, error) {
 		Controlling: msg.Role == roleControlling,
 		Tag:         msg.Tag,
 		RelayToken:  msg.RelayToken,
+		Class:       msg.Class,
 	}, nil
 }
 
@@ -161,12 +166,17 @@ func (c *controlConn) keepAlive() {
 }
 
 func (c *controlConn) send(msg *message) error {
+	return c.sendBy(msg, time.Now().Add(c.cfg.requestTimeout))
+}
+
+// sendBy writes msg, giving up at deadline.
+func (c *controlConn) sendBy(msg *message, deadline time.Time) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := msg.encode(&c.wbuf); err != nil {
 		return fmt.Errorf("encoding %v: %w", msg.Type, err)
 	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.requestTimeout))
+	_ = c.nc.SetWriteDeadline(deadline)
 	if _, err := c.nc.Write(c.wbuf.Raw); err != nil {
 		return fmt.Errorf("writing to the server: %w", err)
 	}

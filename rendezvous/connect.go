@@ -14,7 +14,8 @@ import (
 // registered as name. candidates are our host endpoints. It returns the
 // listener's candidates and the session, and the control connection: keep
 // it open during the punch (it holds the NAT mapping the server observed)
-// and close it after.
+// and close it after. The io.Closer is also a [Reporter]: report the
+// punch's outcome on it before closing it.
 //
 // While the server cannot be reached, or the connection breaks before the
 // answer (a server restart), Connect retries with the backoff of
@@ -30,6 +31,9 @@ func Connect(ctx context.Context, server string, local netip.AddrPort, name stri
 	if err := checkWireName(name); err != nil {
 		return PeerInfo{}, nil, err
 	}
+	if err := cfg.checkOwnerName(name); err != nil {
+		return PeerInfo{}, nil, fmt.Errorf("rendezvous: connect to %q via %s: %w", name, server, err)
+	}
 	type connected struct {
 		pi PeerInfo
 		c  *controlConn
@@ -40,10 +44,15 @@ func Connect(ctx context.Context, server string, local netip.AddrPort, name stri
 			return connected{}, err
 		}
 		req := &message{Type: stun.NewType(methodConnect, stun.ClassRequest), TxID: newTxID(), Name: name, Candidates: candidates}
-		resp, err := c.roundTrip(ctx, req)
+		if cfg.natCheck {
+			req.Class = c.quickCheck(ctx, server, local.Addr())
+			req.HasClass = req.Class.Measured()
+		}
+		resp, err := c.request(ctx, req)
 		if err == nil {
 			var pi PeerInfo
 			if pi, err = peerInfoFrom(resp, roleControlling); err == nil {
+				pi.LocalClass = req.Class
 				c.log.Debug("peer info", "name", name, "candidates", pi.Candidates, "rtt", resp.RTT, "delay", resp.Delay)
 				return connected{pi, c}, nil
 			}

@@ -25,9 +25,12 @@
 // end above it.
 //
 // Do not use this package for:
-//   - authentication: anyone reaching the server can register a free name
-//     or connect to a registered one. Authenticate the punched connection
-//     end to end, and run a private server for private names;
+//   - authenticating the peer: the server checks who may use a name, not
+//     what arrives on the punched connection. A protected name ("pk-" and
+//     the hash of an Ed25519 key, see [ProtectedName] and [WithOwnerKey])
+//     can only be registered or connected to by a holder of the key; any
+//     other name is open to whoever reaches the server first. Either way,
+//     authenticate the punched connection end to end;
 //   - UDP: it is TCP only.
 //
 // # Options
@@ -61,4 +64,8 @@
 //	WithRelayIdleTimeout(d)      error                         error
 //	WithRelayMaxDuration(d)      unlimited                     error
 //	WithRelayTokenTTL(d)         error                         error
+//	WithOwnerKey(nil)            nil means no key              - (not 64 bytes: error)
+//	WithAltAddr(ap)              port 0: the kernel chooses    -
+//	WithDialBack(d, burst, n)    error                         error
+//	WithNATCheck(bool)           -                             -
 package rendezvous

@@ -9,7 +9,10 @@ import (
 // them). 400 and 420 mean what RFC 8489 says; the others are tcpunch's.
 const (
 	CodeBadRequest       = 400 // malformed or invalid request, unknown method
+	CodeUnauthorized     = 401 // Register, Connect: a protected name needs an owner proof; carries NONCE
+	CodeForbidden        = 403 // Register: the owner proof was refused; Relay: a token unknown, expired, in use, used up or from another address than its holder's
 	CodeIdleTimeout      = 408 // Goodbye: the connection was idle too long
+	CodeRelayTimeout     = 408 // Relay: the other peer's leg did not arrive in time
 	CodeUnknownName      = 404 // Connect: no listener holds the name
 	CodeNameTaken        = 409 // Register: another listener holds the name
 	CodeUnknownAttribute = 420 // unknown comprehension-required attribute (RFC 8489)
@@ -37,11 +40,14 @@ var (
 )
 
 // ServerError is an error response (or a Goodbye) from the server: its
-// ERROR-CODE. errors.Is(err, ErrNameTaken) and errors.Is(err,
-// ErrUnknownName) hold for the matching codes.
+// ERROR-CODE. errors.Is(err, ErrNameTaken), errors.Is(err,
+// ErrUnknownName) and errors.Is(err, ErrUnauthorized) hold for the
+// matching codes.
 type ServerError struct {
 	Code   int
 	Reason string
+
+	nonce []byte // a 401's NONCE: the challenge to sign
 }
 
 func (e *ServerError) Error() string {
@@ -55,6 +61,8 @@ func (e *ServerError) Is(target error) bool {
 		return e.Code == CodeNameTaken
 	case ErrUnknownName:
 		return e.Code == CodeUnknownName
+	case ErrUnauthorized:
+		return e.Code == CodeUnauthorized || e.Code == CodeForbidden
 	}
 	return false
 }

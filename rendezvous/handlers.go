@@ -21,13 +21,19 @@ func (c *peerConn) handle(msg *message, unknown []stun.AttrType) {
 		case stun.MethodBinding:
 			// Exactly what any STUN server answers: the source address,
 			// XOR-encoded, and FINGERPRINT if the request carried one.
-			_ = c.send(&message{Type: stun.BindingSuccess, TxID: msg.TxID, Mapped: c.remote, Software: software, Fingerprnt: msg.Fingerprnt})
+			// With an alternate address, also where to send the next
+			// Binding of a NAT behaviour test (RFC 5780).
+			other, origin := c.bindingAddrs()
+			_ = c.send(&message{Type: stun.BindingSuccess, TxID: msg.TxID, Mapped: c.remote, Software: software, Fingerprnt: msg.Fingerprnt,
+				Other: other, Origin: origin})
 		case methodRegister:
 			c.register(msg)
 		case methodConnect:
 			c.connect(msg)
 		case methodRelay:
 			c.relayRequest(msg) // relay_session.go
+		case methodDialBack:
+			c.dialBack(msg)
 		case methodPing:
 			_ = c.send(&message{Type: stun.NewType(methodPing, stun.ClassSuccessResponse), TxID: msg.TxID})
 		default:
@@ -41,6 +47,10 @@ func (c *peerConn) handle(msg *message, unknown []stun.AttrType) {
 		}
 		c.log.Debug("unexpected response ignored", "type", msg.Type.String())
 	case stun.ClassIndication:
+		if msg.Type.Method == methodReport {
+			c.punchReported(msg, unknown)
+			return
+		}
 		// A Binding indication is a STUN keepalive: nothing to do. Other
 		// indications are the server's own; a client has no business
 		// sending them.
@@ -78,20 +88,26 @@ func (c *peerConn) checkFirst(req *message) (cands []netip.AddrPort, ok bool) {
 
 func (c *peerConn) register(req *message) {
 	cands, ok := c.checkFirst(req)
-	if !ok {
+	if !ok || !c.checkOwner(req) {
 		return
 	}
 	if c.s.isClosing() {
 		_ = c.send(errorResponse(req, CodeShuttingDown, "server shutting down"))
 		return
 	}
-	if !c.s.reg.claim(req.Name, c) {
+	old, resume, ok := c.s.reg.claimResumable(req, c)
+	if !ok {
 		c.log.Info("registration refused: name taken", "name", req.Name)
 		_ = c.send(errorResponse(req, CodeNameTaken, fmt.Sprintf("name %q is held by another listener", req.Name)))
 		return
 	}
+	if old != nil {
+		c.log.Info("name resumed: closing the listener's stale connection", "name", req.Name, "stale", old.remote.String())
+		old.goodbye(CodeNameTaken, "name resumed by a newer connection of its listener")
+		old.close()
+	}
 	c.mu.Lock()
-	c.role, c.name, c.cands = roleControlled, req.Name, cands
+	c.role, c.name, c.cands, c.class = roleControlled, req.Name, cands, req.Class
 	c.mu.Unlock()
 	select {
 	case <-c.closed: // closed meanwhile: close() may have missed the name
@@ -100,17 +116,17 @@ func (c *peerConn) register(req *message) {
 	default:
 	}
 	c.log.Info("registered", "name", req.Name, "candidates", len(cands))
-	_ = c.send(&message{Type: stun.NewType(methodRegister, stun.ClassSuccessResponse), TxID: req.TxID, Mapped: c.remote, Name: req.Name})
+	_ = c.send(&message{Type: stun.NewType(methodRegister, stun.ClassSuccessResponse), TxID: req.TxID, Mapped: c.remote, Name: req.Name, Resume: resume, HasResume: true})
 	c.startKeepAlive()
 }
 
 func (c *peerConn) connect(req *message) {
 	cands, ok := c.checkFirst(req)
-	if !ok {
+	if !ok || !c.checkOwner(req) {
 		return
 	}
 	c.mu.Lock()
-	c.role, c.name, c.cands = roleControlling, req.Name, cands
+	c.role, c.name, c.cands, c.class = roleControlling, req.Name, cands, req.Class
 	c.mu.Unlock()
 	if !c.s.beginPair() {
 		_ = c.send(errorResponse(req, CodeShuttingDown, "server shutting down"))

@@ -32,6 +32,24 @@ type message struct {
 	Software   string
 	Fingerprnt bool       // FINGERPRINT present (and valid)
 	RelayToken RelayToken // RELAY-TOKEN; zero when absent (relay_frame.go)
+
+	// Owner proofs and resumption (ownerproof.go).
+	Nonce      []byte           // NONCE, in a 401
+	OwnerProof []byte           // OWNER-PROOF: public key || signature
+	Resume     [resumeSize]byte // RESUME-TOKEN
+	HasResume  bool
+
+	Report *wireReport // a PunchReport's attributes (report.go); nil when absent
+
+	// NAT behaviour discovery (attrs_netcheck.go).
+	Other        netip.AddrPort // OTHER-ADDRESS
+	Origin       netip.AddrPort // RESPONSE-ORIGIN
+	Class        NATClass       // NAT-CLASS
+	HasClass     bool
+	DialNonce    [DialBackNonceSize]byte // DIALBACK-NONCE
+	HasDialNonce bool
+	DialResult   DialBackResult // DIALBACK-RESULT; 0 when absent
+	DialTook     time.Duration
 }
 
 var errMalformed = errors.New("malformed message")
@@ -89,6 +107,11 @@ func (msg *message) encode(m *stun.Message) error {
 		v := binary.BigEndian.AppendUint32(scratch[:0], durMicros(msg.RTT))
 		m.Add(attrTiming, binary.BigEndian.AppendUint32(v, durMicros(msg.Delay)))
 	}
+	msg.encodeOwnerAttrs(m)
+	msg.encodeExt(m)
+	if msg.Report != nil {
+		msg.Report.encode(m)
+	}
 	if msg.Software != "" {
 		m.Add(stun.AttrSoftware, []byte(msg.Software))
 	}
@@ -133,6 +156,7 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 		return nil
 	}
 	var plainMapped netip.AddrPort
+	var ext extSeen
 	for i, a := range m.Attributes {
 		var err error
 		switch a.Type {
@@ -205,6 +229,10 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 				}
 				copy(msg.RelayToken[:], a.Value)
 			}
+		case attrNonce, attrOwnerProof, attrResume:
+			err = msg.decodeOwnerAttr(a)
+		case attrPunchPath, attrPunchMethod, attrPunchTime, attrPunchAttempts, attrNATClasses:
+			msg.decodeReportAttr(a.Type, a.Value) // a bad report is ignored, not fatal
 		case stun.AttrSoftware:
 			if utf8.Valid(a.Value) {
 				msg.Software = string(a.Value)
@@ -216,6 +244,10 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 				msg.Fingerprnt = true
 			}
 		default:
+			if isExt(a.Type) {
+				err = msg.decodeExt(a, &ext)
+				break
+			}
 			if a.Type.Required() && !understood(a.Type) {
 				unknown = append(unknown, a.Type)
 			}
@@ -226,6 +258,9 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 	}
 	if !msg.Mapped.IsValid() {
 		msg.Mapped = plainMapped
+	}
+	if msg.Report != nil {
+		msg.Report.size = len(raw)
 	}
 	return msg, unknown, nil
 }
@@ -245,5 +280,5 @@ func (msg *message) serverError() *ServerError {
 	if msg.Code == 0 {
 		return &ServerError{Code: CodeServerError, Reason: "error response without ERROR-CODE"}
 	}
-	return &ServerError{Code: msg.Code, Reason: msg.Reason}
+	return &ServerError{Code: msg.Code, Reason: msg.Reason, nonce: msg.Nonce}
 }

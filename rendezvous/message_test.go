@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,6 +50,14 @@ func sampleMessages() map[string]*message {
 		"ping success": {Type: stun.NewType(methodPing, stun.ClassSuccessResponse), TxID: tx(15)},
 		"goodbye":      {Type: stun.NewType(methodGoodbye, stun.ClassIndication), TxID: tx(16), Code: CodeShuttingDown, Reason: "server shutting down"},
 		"bad request":  {Type: stun.NewType(0x123, stun.ClassErrorResponse), TxID: tx(17), Code: CodeBadRequest, Reason: "unknown method 0x123"},
+		// Owner proofs and resumption (ownerproof.go).
+		"register error 401": {Type: stun.NewType(methodRegister, stun.ClassErrorResponse), TxID: tx(18), Code: CodeUnauthorized, Reason: "Unauthorized", Nonce: []byte("0123456789abcdef")},
+		"connect error 401 nonce 32": {Type: stun.NewType(methodConnect, stun.ClassErrorResponse), TxID: tx(19), Code: CodeUnauthorized, Reason: "Unauthorized",
+			Nonce: bytes.Repeat([]byte{0xA5}, maxNonceSize)},
+		"register request proven": {Type: stun.NewType(methodRegister, stun.ClassRequest), TxID: tx(20), Name: "pk-" + strings.Repeat("a", 52),
+			OwnerProof: bytes.Repeat([]byte{7}, ownerProofSize), Resume: [resumeSize]byte(tag), HasResume: true},
+		"register success resume": {Type: stun.NewType(methodRegister, stun.ClassSuccessResponse), TxID: tx(21), Name: "alice", Mapped: ap("198.51.100.1:6000"),
+			Resume: [resumeSize]byte(tag), HasResume: true},
 	}
 }
 
@@ -145,8 +154,8 @@ func TestDecodeRejects(t *testing.T) {
 		}
 	}
 	// Unknown comprehension-required attributes are reported, optional ones ignored.
-	_, unknown, err := decodeMessage(base(stun.RawAttribute{Type: 0x7FFE, Value: []byte{1}}, stun.RawAttribute{Type: 0xFFFE, Value: []byte{1}}, stun.RawAttribute{Type: attrOwnerProof, Value: []byte{1}}))
-	if err != nil || !reflect.DeepEqual(unknown, []stun.AttrType{0x7FFE, attrOwnerProof}) {
+	_, unknown, err := decodeMessage(base(stun.RawAttribute{Type: 0x7FFE, Value: []byte{1}}, stun.RawAttribute{Type: 0xFFFE, Value: []byte{1}}, stun.RawAttribute{Type: 0x7C0F, Value: []byte{1}}))
+	if err != nil || !reflect.DeepEqual(unknown, []stun.AttrType{0x7FFE, 0x7C0F}) {
 		t.Errorf("unknown = %v, %v", unknown, err)
 	}
 }

@@ -1,9 +1,11 @@
 package rendezvous
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 )
 
@@ -73,7 +75,14 @@ type serverConfig struct {
 	pingTimeout   time.Duration
 	kernelRTT     bool
 	relay         relayConfig // relay_options.go
-	err           error       // the invalid options, reported by Serve
+	tracer        Tracer
+	err           error // the invalid options, reported by Serve
+
+	// NAT behaviour discovery (altaddr.go, dialback.go).
+	alts             []netip.AddrPort
+	dialBackTimeout  time.Duration
+	dialBackBurst    int
+	dialBackInFlight int
 }
 
 func newServerConfig(opts []ServerOption) *serverConfig {
@@ -91,6 +100,11 @@ func newServerConfig(opts []ServerOption) *serverConfig {
 		pingTimeout:   DefaultPingTimeout,
 		kernelRTT:     true,
 		relay:         defaultRelayConfig(),
+		tracer:        NopTracer{},
+
+		dialBackTimeout:  DefaultDialBackTimeout,
+		dialBackBurst:    DefaultDialBackBurst,
+		dialBackInFlight: DefaultDialBackInFlight,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -110,6 +124,8 @@ type clientConfig struct {
 	requestTimeout time.Duration
 	backoffMin     time.Duration
 	backoffMax     time.Duration
+	natCheck       bool               // the quick NAT check before Register and Connect (quickcheck.go)
+	ownerKey       ed25519.PrivateKey // WithOwnerKey (ownerproof_client.go)
 
 	err error // the invalid options, reported by every call
 
@@ -337,6 +353,19 @@ func WithPingTimeout(d time.Duration) ServerOption {
 // the real RTT from the kernel; turn this off there.
 func WithKernelRTT(use bool) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.kernelRTT = use })
+}
+
+// WithTracer has the server report its events to t, for metrics (see
+// [Tracer]; package tcpunch/internal/metrics is the Prometheus one). t is
+// called synchronously from the connection goroutines and must not block.
+// The default, and nil, is [NopTracer].
+func WithTracer(t Tracer) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) {
+		if t == nil {
+			t = NopTracer{}
+		}
+		c.tracer = t
+	})
 }
 
 // WithBackoff sets the retry backoff of the client: between the tries of

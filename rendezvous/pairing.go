@@ -91,8 +91,12 @@ func encodeBytes(msg *message) ([]byte, error) {
 
 // pair introduces dialer d to the listener holding req.Name.
 func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
+	times := pairTimes{arrived: time.Now()}
 	log := s.log.With("name", req.Name, "dialer", d.remote.String())
 	l := s.reg.lookup(req.Name)
+	if d.auth.refused { // a refused owner proof: answered as an unknown name
+		l = nil
+	}
 	if l == nil {
 		log.Info("connect to unknown name")
 		_ = d.send(errorResponse(req, CodeUnknownName, fmt.Sprintf("no listener holds %q", req.Name)))
@@ -101,6 +105,7 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 	var tag [tagSize]byte
 	_, _ = rand.Read(tag[:])
 	relayToken := s.relay.issue(d.remote.Addr(), l.remote.Addr()) // zero when not relaying
+	expectReports(tag, l, d)                                      // before the peer infos: a report may follow at once
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.pingTimeout)
 	defer cancel()
@@ -117,19 +122,24 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 	delayL, delayD = min(delayL, s.cfg.pingTimeout), min(delayD, s.cfg.pingTimeout)
 
 	l.mu.Lock()
-	lCands := l.cands
+	lCands, lClass := l.cands, l.class
 	l.mu.Unlock()
+	d.mu.Lock()
+	dClass := d.class
+	d.mu.Unlock()
 	toL, errL := encodeBytes(&message{
 		Type: stun.NewType(methodPeerInfo, stun.ClassIndication), TxID: newTxID(),
 		Name: req.Name, Mapped: l.remote, Candidates: withObserved(d.remote, dCands),
 		Role: roleControlled, Tag: tag, HasTag: true, RelayToken: relayToken,
 		HasTiming: true, RTT: rttL, Delay: delayL,
+		Class: dClass, HasClass: dClass.Measured(),
 	})
 	toD, errD := encodeBytes(&message{
 		Type: stun.NewType(methodConnect, stun.ClassSuccessResponse), TxID: req.TxID,
 		Name: req.Name, Mapped: d.remote, Candidates: withObserved(l.remote, lCands),
 		Role: roleControlling, Tag: tag, HasTag: true, RelayToken: relayToken,
 		HasTiming: true, RTT: rttD, Delay: delayD,
+		Class: lClass, HasClass: lClass.Measured(),
 	})
 	if errL != nil || errD != nil {
 		log.Error("encoding peer info", "err", fmt.Sprint(errL, errD))
@@ -138,8 +148,14 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 	}
 
 	start := time.Now()
-	sendL := func() error { time.Sleep(time.Until(start.Add(delayL))); return l.sendRaw(toL) }
-	sendD := func() error { time.Sleep(time.Until(start.Add(delayD))); return d.sendRaw(toD) }
+	sendL := func() error {
+		time.Sleep(time.Until(start.Add(delayL)))
+		return times.sent(&times.sentL, l.sendRaw(toL))
+	}
+	sendD := func() error {
+		time.Sleep(time.Until(start.Add(delayD)))
+		return times.sent(&times.sentD, d.sendRaw(toD))
+	}
 	if delayL <= delayD { // the listener is the farther one: it goes first
 		if err := sendL(); err != nil {
 			log.Info("listener went away during pairing", "err", err)
@@ -158,6 +174,7 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 			log.Info("listener went away during pairing", "err", err)
 		}
 	}
+	s.tracePaired(times, rttL, rttD, srcL, srcD)
 	log.Info("paired", "listener", l.remote.String(),
 		"rtt_listener", rttL, "rtt_src_listener", srcL, "rtt_dialer", rttD, "rtt_src_dialer", srcD,
 		"delay_listener", delayL, "delay_dialer", delayD)

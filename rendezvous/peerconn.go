@@ -32,6 +32,8 @@ type peerConn struct {
 	role    byte // 0, roleControlled (a listener) or roleControlling (a dialer)
 	name    string
 	cands   []netip.AddrPort
+	class   NATClass // the NAT-CLASS the peer sent in Register or Connect
+	dialing bool     // a dial-back of this connection is in flight
 	pings   map[[stun.TransactionIDSize]byte]pendingPing
 	lastRTT time.Duration
 	ka      *time.Timer
@@ -39,8 +41,12 @@ type peerConn struct {
 
 	legReq *message // a Relay request: the serve loop hands the connection to serveLeg
 
+	auth ownerAuth // owner proofs and the resume token (ownerproof.go)
+
 	closed    chan struct{}
 	closeOnce sync.Once
+	accepted  time.Time   // for the Tracer's ConnClosed
+	reports   reportState // the sessions this connection may report on (report.go)
 }
 
 func (c *peerConn) serve() {
@@ -124,6 +130,7 @@ func (c *peerConn) send(msg *message) error {
 		c.log.Error("encoding message", "type", msg.Type.String(), "err", err)
 		return err
 	}
+	c.traceAnswer(msg.Type, msg.Code)
 	return c.writeLocked(c.wbuf.Raw, c.s.cfg.writeTimeout)
 }
 
@@ -132,6 +139,7 @@ func (c *peerConn) send(msg *message) error {
 func (c *peerConn) sendRaw(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.traceRawAnswer(b)
 	return c.writeLocked(b, c.s.cfg.writeTimeout)
 }
 
@@ -193,5 +201,6 @@ func (c *peerConn) close() {
 		c.s.mu.Lock()
 		delete(c.s.conns, c)
 		c.s.mu.Unlock()
+		c.traceClosed()
 	})
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -34,6 +33,13 @@ type Registration struct {
 	mu       sync.Mutex
 	cur      *controlConn
 	observed netip.AddrPort
+	class    NATClass // measured at the last registration (WithNATCheck)
+	err      error    // why the registration ended, if not by Close
+
+	// resume is the server's RESUME-TOKEN from the last registration,
+	// presented when registering again (establish runs one at a time).
+	resume    [resumeSize]byte
+	hasResume bool
 }
 
 // Register registers name at the server at address server, connecting from
@@ -52,6 +58,9 @@ func Register(ctx context.Context, server string, local netip.AddrPort, name str
 	}
 	if err := checkWireName(name); err != nil {
 		return nil, err
+	}
+	if err := cfg.checkOwnerName(name); err != nil {
+		return nil, fmt.Errorf("rendezvous: register %q at %s: %w", name, server, err)
 	}
 	r := &Registration{
 		server: server, local: local, name: name, cands: candidates, cfg: cfg,
@@ -86,12 +95,21 @@ func (r *Registration) establish(ctx context.Context) (*controlConn, netip.AddrP
 	if err != nil {
 		return nil, netip.AddrPort{}, err
 	}
-	req := &message{Type: stun.NewType(methodRegister, stun.ClassRequest), TxID: newTxID(), Name: r.name, Candidates: r.cands}
-	resp, err := c.roundTrip(ctx, req)
+	req := &message{Type: stun.NewType(methodRegister, stun.ClassRequest), TxID: newTxID(), Name: r.name, Candidates: r.cands,
+		Resume: r.resume, HasResume: r.hasResume}
+	if r.cfg.natCheck {
+		req.Class = c.quickCheck(ctx, r.server, r.local.Addr())
+		req.HasClass = req.Class.Measured()
+		r.mu.Lock()
+		r.class = req.Class
+		r.mu.Unlock()
+	}
+	resp, err := c.request(ctx, req)
 	if err != nil {
 		c.Close()
 		return nil, netip.AddrPort{}, err
 	}
+	r.resume, r.hasResume = resp.Resume, resp.HasResume
 	return c, resp.Mapped, nil
 }
 
@@ -102,9 +120,20 @@ func (r *Registration) Observed() netip.AddrPort {
 	return r.observed
 }
 
+// Class is the NAT class of our local port as measured at the last
+// registration ([WithNATCheck]; "not measured" without it).
+func (r *Registration) Class() NATClass {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.class
+}
+
 // Next returns the next dialer's PeerInfo (we are the controlled side). It
 // keeps working across reconnections; after Close it fails with an error
-// matching net.ErrClosed. Call it promptly: once 64 peer infos wait
+// matching net.ErrClosed. If reconnecting cannot get the name back, Next
+// fails with why: an error matching ErrNameTaken when another listener
+// holds the name (see the package doc on resumption), or ErrUnauthorized
+// when the server refuses our owner proof. Call it promptly: once 64 peer infos wait
 // undelivered, the control connection stops being read, and the server
 // eventually drops it as dead.
 func (r *Registration) Next(ctx context.Context) (PeerInfo, error) {
@@ -119,7 +148,7 @@ func (r *Registration) Next(ctx context.Context) (PeerInfo, error) {
 	case <-ctx.Done():
 		return PeerInfo{}, ctx.Err()
 	case <-r.done:
-		return PeerInfo{}, fmt.Errorf("rendezvous: registration of %q: %w", r.name, net.ErrClosed)
+		return PeerInfo{}, r.endErr()
 	}
 }
 
@@ -162,6 +191,7 @@ func (r *Registration) serve(c *controlConn) {
 					r.log.Info("bad peer info ignored", "err", err)
 					continue
 				}
+				pi.LocalClass = r.Class()
 				r.log.Debug("peer info", "candidates", pi.Candidates, "rtt", msg.RTT, "delay", msg.Delay)
 				select {
 				case r.peers <- pi:
@@ -184,9 +214,11 @@ func (r *Registration) serve(c *controlConn) {
 }
 
 // reconnect retries until registered again or closed. A 409 is retried
-// too: the server may still hold the name for our previous connection
-// until it notices that connection is gone.
+// for a bounded time (reconnectVerdict): our resume token makes the server
+// hand us the name from our own stale connection at once, so a lasting 409
+// means another listener holds it.
 func (r *Registration) reconnect() *controlConn {
+	var takenSince time.Time
 	for attempt := 0; ; attempt++ {
 		t := time.NewTimer(backoff(attempt, r.cfg.backoffMin, r.cfg.backoffMax))
 		select {
@@ -209,6 +241,10 @@ func (r *Registration) reconnect() *controlConn {
 			r.mu.Unlock()
 			r.log.Info("registered again", "attempt", attempt+1, "observed", obs.String())
 			return c
+		}
+		if final := r.reconnectVerdict(err, &takenSince); final != nil {
+			r.fail(final)
+			return nil
 		}
 		if errors.Is(err, ErrNameTaken) {
 			r.log.Info("name still held (our previous connection?); retrying", "attempt", attempt+1)

@@ -56,12 +56,12 @@ const (
 
 // Codes of an END frame: why the server ended a relay session.
 const (
-	RelayEndProtocol  = 400 // a peer sent a frame the relay does not accept
-	RelayEndIdle      = 408 // nothing crossed the relay for the idle timeout
-	RelayEndPeerGone  = 410 // the other peer's leg broke (reset, or cut inside a frame)
-	RelayEndByteLimit = 413 // the session reached its byte limit
-	RelayEndTimeLimit = 440 // the session reached its maximum duration
-	RelayEndShutdown  = 503 // the server is shutting down
+	RelayCodeProtocol  = 400 // a peer sent a frame the relay does not accept
+	RelayCodeIdle      = 408 // nothing crossed the relay for the idle timeout
+	RelayCodePeerGone  = 410 // the other peer's leg broke (reset, or cut inside a frame)
+	RelayCodeByteLimit = 413 // the session reached its byte limit
+	RelayCodeTimeLimit = 440 // the session reached its maximum duration
+	RelayCodeShutdown  = 503 // the server is shutting down
 )
 
 // RelayToken is the one-time secret that admits a peer's leg to a relay

@@ -83,14 +83,6 @@ type errRelay struct {
 
 func (e *errRelay) Error() string { return fmt.Sprintf("%d %s", e.code, e.reason) }
 
-const (
-	// CodeForbidden: a relay token that is unknown, expired, already in
-	// use, used up, or presented from another address than its holder's.
-	CodeForbidden = 403
-	// CodeRelayTimeout: the other peer's leg did not arrive in time.
-	CodeRelayTimeout = 408
-)
-
 // join admits c as the leg of role for token. first says the leg must wait
 // for its partner; otherwise the session is complete.
 func (h *relayHub) join(c *peerConn, token RelayToken, role Role) (s *relaySession, first bool, err *errRelay) {

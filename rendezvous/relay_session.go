@@ -223,10 +223,12 @@ func (s *relaySession) run(i int, log *slog.Logger) {
 	// reach the other leg ahead of that leg's answer.
 	for k, l := range legs {
 		if err := l.send(&message{Type: stun.NewType(methodRelay, stun.ClassSuccessResponse), TxID: s.reqs[k].TxID}); err != nil {
-			s.end(RelayEndPeerGone, "the other peer's connection to the relay broke")
+			s.end(RelayCodePeerGone, "the other peer's connection to the relay broke")
 		}
 	}
 	close(s.joined)
+	tracer := legs[i].s.cfg.tracer
+	s.traceRelayStarted(tracer)
 	log.Info("relay session started", "controlling", legs[0].remote.String(), "controlled", legs[1].remote.String())
 
 	var wg sync.WaitGroup
@@ -259,6 +261,7 @@ func (s *relaySession) run(i int, log *slog.Logger) {
 		}()
 	}
 	cwg.Wait()
+	s.traceRelayEnded(tracer, code)
 	log.Info("relay session ended", "code", code, "reason", reason, "bytes", s.dirs[0].forwards+s.dirs[1].forwards,
 		"duration", time.Since(s.start).Round(time.Millisecond))
 }
@@ -293,17 +296,17 @@ func (s *relaySession) pump(d *relayDir) {
 				putRelayHeader(hdr[:], frameEOF, 0)
 				_ = d.dst.SetWriteDeadline(time.Now().Add(s.hub.cfg.endGrace))
 				if _, err := d.dst.Write(hdr[:]); err != nil {
-					s.end(RelayEndPeerGone, "the other peer's connection to the relay broke")
+					s.end(RelayCodePeerGone, "the other peer's connection to the relay broke")
 				}
 				_ = d.dst.SetWriteDeadline(time.Time{})
 			default:
-				s.end(RelayEndPeerGone, "the other peer's connection to the relay broke ("+errText(err)+")")
+				s.end(RelayCodePeerGone, "the other peer's connection to the relay broke ("+errText(err)+")")
 			}
 			return
 		}
 		typ, n := relayHeader(hdr[:])
 		if err := checkRelayHeader(typ, n); err != nil {
-			s.end(RelayEndProtocol, "a peer sent a frame the relay does not accept: "+err.Error())
+			s.end(RelayCodeProtocol, "a peer sent a frame the relay does not accept: "+err.Error())
 			return
 		}
 		s.mu.Lock()
@@ -313,7 +316,7 @@ func (s *relaySession) pump(d *relayDir) {
 		}
 		s.last = time.Now()
 		if cfg.maxBytes > 0 && s.bytes+int64(n) > cfg.maxBytes {
-			s.endLocked(RelayEndByteLimit, fmt.Sprintf("the session reached the relay's limit of %d bytes", cfg.maxBytes))
+			s.endLocked(RelayCodeByteLimit, fmt.Sprintf("the session reached the relay's limit of %d bytes", cfg.maxBytes))
 			s.mu.Unlock()
 			return
 		}
@@ -342,7 +345,7 @@ func (s *relaySession) pump(d *relayDir) {
 		s.mu.Lock()
 		if err != nil {
 			d.broken = true
-			s.endLocked(RelayEndPeerGone, "the other peer's connection to the relay broke")
+			s.endLocked(RelayCodePeerGone, "the other peer's connection to the relay broke")
 			s.mu.Unlock()
 			return
 		}
@@ -388,10 +391,10 @@ func (s *relaySession) watch() {
 	cfg := s.hub.cfg
 	for {
 		s.mu.Lock()
-		at, code := s.last.Add(cfg.idle), RelayEndIdle
+		at, code := s.last.Add(cfg.idle), RelayCodeIdle
 		reason := fmt.Sprintf("nothing crossed the relay for %v (idle timeout)", cfg.idle)
 		if cfg.maxDuration > 0 && s.start.Add(cfg.maxDuration).Before(at) {
-			at, code = s.start.Add(cfg.maxDuration), RelayEndTimeLimit
+			at, code = s.start.Add(cfg.maxDuration), RelayCodeTimeLimit
 			reason = fmt.Sprintf("the session reached the relay's time limit of %v", cfg.maxDuration)
 		}
 		stopping := s.stopping
@@ -455,7 +458,7 @@ func (s *relaySession) shutdown() {
 		return
 	}
 	<-s.joined
-	s.end(RelayEndShutdown, "the relay server is shutting down")
+	s.end(RelayCodeShutdown, "the relay server is shutting down")
 	t := time.NewTimer(s.hub.cfg.endGrace + 2*time.Second)
 	defer t.Stop()
 	select {

@@ -53,6 +53,38 @@ func joinLegs(t *testing.T, addr string, token RelayToken) (d, l *RelayConn) {
 	return d, l
 }
 
+// relayTracer keeps what the Tracer is told about relay sessions.
+type relayTracer struct {
+	NopTracer
+	mu      sync.Mutex
+	started int
+	ended   []RelaySession
+}
+
+func (r *relayTracer) RelayStarted() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.started++
+}
+
+func (r *relayTracer) RelayEnded(s RelaySession) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ended = append(r.ended, s)
+}
+
+// waitEnded waits until one session started and ended and returns it.
+func (r *relayTracer) waitEnded(t *testing.T) RelaySession {
+	t.Helper()
+	waitFor(t, func() bool { r.mu.Lock(); defer r.mu.Unlock(); return len(r.ended) > 0 })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started != 1 || len(r.ended) != 1 {
+		t.Fatalf("tracer: %d sessions started, %d ended; want 1 and 1", r.started, len(r.ended))
+	}
+	return r.ended[0]
+}
+
 func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b)
@@ -63,7 +95,8 @@ func randomBytes(n int) []byte {
 // side's CloseWrite reaches the other as EOF while its own direction
 // still runs.
 func TestRelayBothWays(t *testing.T) {
-	_, addr := startServer(t)
+	tr := &relayTracer{}
+	_, addr := startServer(t, WithTracer(tr))
 	pi, _ := relayPair(t, addr, "relay-both")
 	d, l := joinLegs(t, addr, pi.RelayToken)
 	const size = 4 << 20
@@ -82,6 +115,11 @@ func TestRelayBothWays(t *testing.T) {
 	}
 	if sha256.Sum256(gotAtL) != sha256.Sum256(dd) || sha256.Sum256(gotAtD) != sha256.Sum256(ld) {
 		t.Fatalf("bytes differ: listener got %d, dialer got %d of %d", len(gotAtL), len(gotAtD), size)
+	}
+	// The tracer is told of the session, its bytes each way and that the
+	// peers closed it.
+	if s := tr.waitEnded(t); s.Reason != RelayEndClosed || s.BytesUp != size || s.BytesDown != size || s.Duration <= 0 {
+		t.Errorf("tracer: %+v, want %d bytes each way, reason closed", s, size)
 	}
 }
 
@@ -140,17 +178,19 @@ func TestRelayTokenExpires(t *testing.T) {
 func TestRelayLimitsSayWhy(t *testing.T) {
 	cases := []struct {
 		name string
-		opt  ServerOption
-		code int
-		send bool
+		opt   ServerOption
+		code  int
+		send  bool
+		trace RelayEnd
 	}{
-		{"bytes", WithRelayMaxBytes(1 << 20), RelayEndByteLimit, true},
-		{"duration", WithRelayMaxDuration(300 * time.Millisecond), RelayEndTimeLimit, false},
-		{"idle", WithRelayIdleTimeout(300 * time.Millisecond), RelayEndIdle, false},
+		{"bytes", WithRelayMaxBytes(1 << 20), RelayCodeByteLimit, true, RelayEndByteLimit},
+		{"duration", WithRelayMaxDuration(300 * time.Millisecond), RelayCodeTimeLimit, false, RelayEndTimeLimit},
+		{"idle", WithRelayIdleTimeout(300 * time.Millisecond), RelayCodeIdle, false, RelayEndIdle},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, addr := startServer(t, c.opt)
+			tr := &relayTracer{}
+			_, addr := startServer(t, c.opt, WithTracer(tr))
 			pi, _ := relayPair(t, addr, "relay-limit-"+c.name)
 			d, l := joinLegs(t, addr, pi.RelayToken)
 			if c.send {
@@ -170,6 +210,9 @@ func TestRelayLimitsSayWhy(t *testing.T) {
 				if !errors.As(err, &re) || re.Code != c.code || re.Reason == "" {
 					t.Errorf("%s: %v, want END %d with a reason", who, err, c.code)
 				}
+			}
+			if s := tr.waitEnded(t); s.Reason != c.trace {
+				t.Errorf("tracer: session ended with %q, want %q", s.Reason, c.trace)
 			}
 		})
 	}
@@ -212,15 +255,19 @@ func TestRelayServerKilled(t *testing.T) {
 
 // TestRelayShutdownSaysWhy: a graceful shutdown tells relayed peers.
 func TestRelayShutdownSaysWhy(t *testing.T) {
-	srv, addr := startServer(t)
+	tr := &relayTracer{}
+	srv, addr := startServer(t, WithTracer(tr))
 	pi, _ := relayPair(t, addr, "relay-shutdown")
 	d, _ := joinLegs(t, addr, pi.RelayToken)
 	go srv.Shutdown(context.Background())
 	d.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, err := io.Copy(io.Discard, d)
 	var re *RelayEndedError
-	if !errors.As(err, &re) || re.Code != RelayEndShutdown {
+	if !errors.As(err, &re) || re.Code != RelayCodeShutdown {
 		t.Fatalf("%v, want END 503", err)
+	}
+	if s := tr.waitEnded(t); s.Reason != RelayEndShuttingDown {
+		t.Errorf("tracer: session ended with %q, want %q", s.Reason, RelayEndShuttingDown)
 	}
 }
 
@@ -266,15 +313,19 @@ func TestRelayPerSourceLimit(t *testing.T) {
 // TestRelayBadFrame: a leg that sends garbage ends the session with 400
 // for its peer.
 func TestRelayBadFrame(t *testing.T) {
-	_, addr := startServer(t)
+	tr := &relayTracer{}
+	_, addr := startServer(t, WithTracer(tr))
 	pi, _ := relayPair(t, addr, "relay-bad")
 	d, l := joinLegs(t, addr, pi.RelayToken)
 	d.tc.Write([]byte{0x7f, 0, 0, 1, 0})
 	l.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, err := io.Copy(io.Discard, l)
 	var re *RelayEndedError
-	if !errors.As(err, &re) || re.Code != RelayEndProtocol {
+	if !errors.As(err, &re) || re.Code != RelayCodeProtocol {
 		t.Fatalf("%v, want END 400", err)
+	}
+	if s := tr.waitEnded(t); s.Reason != RelayEndError {
+		t.Errorf("tracer: session ended with %q, want %q", s.Reason, RelayEndError)
 	}
 }
 

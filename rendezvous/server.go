@@ -32,6 +32,10 @@ type Server struct {
 	closing   bool
 	connWG    sync.WaitGroup // serving goroutines, one per connection
 	pairWG    sync.WaitGroup // pairings in flight
+
+	altStarted bool     // startAlt ran (altaddr.go)
+	alt        altAddrs // the bound alternate addresses
+	dialBacks  *dialBackLimiter
 }
 
 // NewServer returns a server configured by opts; it serves nothing yet.
@@ -40,11 +44,12 @@ func NewServer(opts ...ServerOption) *Server {
 	return &Server{
 		cfg:       cfg,
 		log:       cfg.log,
-		reg:       newRegistry(),
+		reg:       newRegistry(cfg.tracer.Listeners),
 		limit:     newConnLimiter(cfg.maxConnsPerIP, cfg.maxConns),
 		relay:     newRelayHub(&cfg.relay, cfg.log),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*peerConn]struct{}),
+		dialBacks: newDialBackLimiter(cfg),
 	}
 }
 
@@ -105,6 +110,13 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.listeners[ln] = struct{}{}
 	s.order = append(s.order, ln)
 	s.mu.Unlock()
+	if err := s.startAlt(ln); err != nil {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+		return err
+	}
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, ln)
@@ -234,6 +246,7 @@ func (s *Server) startConn(nc net.Conn) {
 	log := s.log.With("remote", remote.String())
 	if ok, code := s.limit.acquire(remote.Addr()); !ok {
 		log.Warn("connection refused by limit", "code", code)
+		s.traceRefusedConn(remote, refusalOf(code))
 		// Off the accept loop: a slow peer must not stall accepting.
 		go func() {
 			c := &peerConn{s: s, nc: nc, log: log}
@@ -242,14 +255,16 @@ func (s *Server) startConn(nc net.Conn) {
 		}()
 		return
 	}
-	c := &peerConn{s: s, nc: nc, remote: remote, log: log, closed: make(chan struct{})}
+	c := &peerConn{s: s, nc: nc, remote: remote, log: log, closed: make(chan struct{}), accepted: time.Now()}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		s.limit.release(remote.Addr())
 		nc.Close()
+		s.traceRefusedConn(remote, RefusedShuttingDown)
 		return
 	}
+	s.traceServedConn(c)
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
 	s.mu.Unlock()

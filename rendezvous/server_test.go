@@ -453,7 +453,7 @@ func TestBadClientsDoNotDisturbGoodPair(t *testing.T) {
 				t.Errorf("binding after 420: %+v %v", msg, err)
 			}
 		},
-		"owner proof (reserved)": func(t *testing.T) {
+		"owner proof of a bad length": func(t *testing.T) {
 			r := dialRaw(t, addr)
 			m := stun.New()
 			m.Type = stun.NewType(methodRegister, stun.ClassRequest)
@@ -463,9 +463,10 @@ func TestBadClientsDoNotDisturbGoodPair(t *testing.T) {
 			m.Add(attrOwnerProof, []byte("sig"))
 			r.nc.Write(m.Raw)
 			msg, _, err := r.recv()
-			if err != nil || msg.Code != CodeUnknownAttribute {
-				t.Errorf("got %+v %v, want 420", msg, err)
+			if err != nil || msg.Code != CodeBadRequest {
+				t.Errorf("got %+v %v, want 400", msg, err)
 			}
+			r.expectClosed()
 		},
 		"unknown method": func(t *testing.T) {
 			r := dialRaw(t, addr)

@@ -1,7 +1,6 @@
 package sockopt
 
 import (
-	"errors"
 	"fmt"
 	"syscall"
 	"time"
@@ -10,7 +9,8 @@ import (
 // ErrNoRetransmitControl is returned by [RetransmitSYN] where the kernel
 // cannot cap the retransmission timeout of one socket (Linux before 6.15,
 // other operating systems).
-var ErrNoRetransmitControl = errors.New("sockopt: per-socket retransmission timeout is not available on this kernel")
+// It matches errors.ErrUnsupported.
+var ErrNoRetransmitControl error = unsupported("sockopt: per-socket retransmission timeout is not available on this kernel")
 
 // MinRetransmitInterval is the shortest interval [RetransmitSYN] accepts:
 // Linux does not cap a socket's retransmission timeout below one second.

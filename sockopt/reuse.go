@@ -1,7 +1,6 @@
 package sockopt
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -10,7 +9,8 @@ import (
 
 // ErrUnsupported is returned by [Control] on systems where a listener and
 // outgoing connections cannot share a local port.
-var ErrUnsupported = errors.New("sockopt: port reuse is not supported on this operating system")
+// It matches errors.ErrUnsupported.
+var ErrUnsupported error = unsupported("sockopt: port reuse is not supported on this operating system")
 
 // Control makes the socket behind c reusable: a listener and outgoing
 // connections may then bind the same local address and port. It has the

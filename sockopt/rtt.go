@@ -1,7 +1,6 @@
 package sockopt
 
 import (
-	"errors"
 	"fmt"
 	"syscall"
 	"time"
@@ -9,7 +8,8 @@ import (
 
 // ErrNoRTT is returned by [RTT] where the kernel does not expose a
 // connection's round-trip time; measure it with a ping instead.
-var ErrNoRTT = errors.New("sockopt: kernel round-trip time is not available on this operating system")
+// It matches errors.ErrUnsupported.
+var ErrNoRTT error = unsupported("sockopt: kernel round-trip time is not available on this operating system")
 
 // RTT returns the kernel's smoothed round-trip time of the TCP connection c
 // (a *net.TCPConn, for instance). It is zero until the kernel has a sample.

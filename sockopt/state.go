@@ -1,7 +1,6 @@
 package sockopt
 
 import (
-	"errors"
 	"syscall"
 )
 
@@ -29,7 +28,8 @@ func (s TCPState) String() string {
 
 // ErrNoState is returned by [State] where the kernel does not expose a
 // socket's TCP state.
-var ErrNoState = errors.New("sockopt: TCP state is not available on this operating system")
+// It matches errors.ErrUnsupported.
+var ErrNoState error = unsupported("sockopt: TCP state is not available on this operating system")
 
 // State returns the TCP state of the socket behind c. It may be called
 // while a connect is in progress on another goroutine (c from a dialer's

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
 // benchConnect: time to connect through the real-NAT lab. For every NAT
@@ -21,9 +21,9 @@ import (
 // registers, then a `tcpunch dial` starts behind NAT B. The punch phase is
 // the dialer's --report elapsed_ms (peer info received → verified,
 // nominated connection); the cold start is the bench's clock from starting
-// the dialer process (through `ip netns exec`) to its "connected" line.
+// the dialer process (started inside its namespace) to its "connected" line.
 func benchConnect(ctx context.Context, cfg Config) error {
-	if err := lab.Check().Err(); err != nil {
+	if err := natlab.Check().Err(); err != nil {
 		return err
 	}
 	fmt.Fprintf(cfg.Out, "\n## Time to connect (real-NAT lab, %d runs per row)\n\n", cfg.Runs)
@@ -31,7 +31,7 @@ func benchConnect(ctx context.Context, cfg Config) error {
 	fmt.Fprintf(cfg.Out, "Cold floor = 2.5 RTT (TCP handshake and Connect to the rendezvous, which is ½ RTT away each way, then the punch). A run that has not connected after 6 s (`--timeout 6s`) counts as failed.\n\n")
 	fmt.Fprintf(cfg.Out, "| NATs | one-way | RTT | floor | punch p50 | punch max | p50 in RTTs | p50 − floor | listener punch p50 | peer info at (in-process) p50 | cold p50 | cold max | cold p50 in RTTs | ok | methods | attempts p50 / max |\n")
 	fmt.Fprintf(cfg.Out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, kind := range []lab.NATKind{lab.NATDrop, lab.NATReject} {
+	for _, kind := range []natlab.NATKind{natlab.NATDrop, natlab.NATReject} {
 		for _, d := range cfg.Delays {
 			if err := connectCell(ctx, cfg, kind, d); err != nil {
 				return err
@@ -62,8 +62,8 @@ type connectRun struct {
 	attempts                               int
 }
 
-func connectCell(ctx context.Context, cfg Config, kind lab.NATKind, oneWay time.Duration) error {
-	sc := lab.Scenario{Name: kind.String() + "×" + kind.String(), A: lab.Side{NAT: kind}, B: lab.Side{NAT: kind}, Delay: oneWay, Direct: true}
+func connectCell(ctx context.Context, cfg Config, kind natlab.NATKind, oneWay time.Duration) error {
+	sc := natlab.Scenario{Name: kind.String() + "×" + kind.String(), A: natlab.Side{NAT: kind}, B: natlab.Side{NAT: kind}, Delay: oneWay, Direct: true}
 	pair, srv, err := labWithServer(ctx, cfg, sc)
 	if err != nil {
 		return err
@@ -207,7 +207,7 @@ func (p *peerProc) finish() error {
 	return p.err
 }
 
-func connectOnce(ctx context.Context, cfg Config, pair *lab.Pair, rv, name string) (connectRun, error) {
+func connectOnce(ctx context.Context, cfg Config, pair *natlab.Pair, rv, name string) (connectRun, error) {
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	args := []string{"-v", "--report", "json", "--timeout", "6s", "-r", rv, name}

@@ -6,11 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
 const (
@@ -28,13 +29,13 @@ const (
 //
 // The four are alternated round by round; ratios are medians over rounds.
 func benchData(ctx context.Context, cfg Config) error {
-	if err := lab.Check().Err(); err != nil {
+	if err := natlab.Check().Err(); err != nil {
 		return err
 	}
 	if _, err := exec.LookPath("socat"); err != nil {
 		return fmt.Errorf("socat is not installed (apt-get install socat, or make bench as root): %w", err)
 	}
-	sc := lab.Scenario{Name: "drop×drop", A: lab.Side{NAT: lab.NATDrop}, B: lab.Side{NAT: lab.NATDrop}, Direct: true}
+	sc := natlab.Scenario{Name: "drop×drop", A: natlab.Side{NAT: natlab.NATDrop}, B: natlab.Side{NAT: natlab.NATDrop}, Direct: true}
 	pair, srv, err := labWithServer(ctx, cfg, sc)
 	if err != nil {
 		return err
@@ -43,18 +44,10 @@ func benchData(ctx context.Context, cfg Config) error {
 	defer srv.stop()
 	// The plain path: NAT A forwards two ports to peer A, so B reaches A
 	// across both NATs and both WAN links, as the punched connection does.
-	fwd := fmt.Sprintf(`table ip benchfwd {
-	chain pre {
-		type nat hook prerouting priority dstnat; policy accept;
-		iifname "wan" tcp dport { %d, %d } dnat to %v
-	}
-}
-insert rule inet lab forward ct status dnat accept
-`, plainPort, socatPort, pair.A.Addr())
-	nft := pair.A.Router().Command(ctx, "nft", "-f", "-")
-	nft.Stdin = strings.NewReader(fwd)
-	if out, err := nft.CombinedOutput(); err != nil {
-		return fmt.Errorf("port forward on NAT A: %v: %s", err, out)
+	for _, port := range []uint16{plainPort, socatPort} {
+		if err := pair.A.Router().ForwardTCP(port, netip.AddrPortFrom(pair.A.Addr(), port)); err != nil {
+			return fmt.Errorf("port forward on NAT A: %w", err)
+		}
 	}
 	natA := pair.A.Router().Addr()
 	exe, rv, dur := cfg.Exe, srv.addr, cfg.Duration

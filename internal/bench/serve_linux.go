@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tcpunch/tcpunch/internal/command"
+	"github.com/tcpunch/tcpunch/internal/ready"
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
 
@@ -25,6 +26,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:0"},
 			&cli.IntFlag{Name: "max-conns", Value: rendezvous.DefaultMaxConns},
 			&cli.IntFlag{Name: "max-conns-per-ip", Value: rendezvous.DefaultMaxConnsPerIP},
+			&cli.IntFlag{Name: "ready-fd", EnvVars: []string{ready.EnvVar}},
 		},
 		Action: func(c *cli.Context) error {
 			f, err := os.Create(c.String("cpuprofile"))
@@ -37,7 +39,7 @@ func serveCommand() *cli.Command {
 			}
 			defer pprof.StopCPUProfile()
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-			err = command.Serve(c.Context, c.String("listen"), logger, time.Second,
+			err = command.Serve(c.Context, command.ServeConfig{Listen: c.String("listen"), Logger: logger, DrainGrace: time.Second, ReadyFD: c.Int("ready-fd")},
 				rendezvous.WithMaxConns(c.Int("max-conns")), rendezvous.WithMaxConnsPerIP(c.Int("max-conns-per-ip")))
 			if errors.Is(err, context.Canceled) {
 				return nil

@@ -1,19 +1,16 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
 // proc is a server process the bench started: tcpunch serve, coturn, ...
@@ -23,77 +20,31 @@ type proc struct {
 	done chan struct{}
 }
 
-var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
-
 // startServe runs `tcpunch serve` (or, with profile set, the bench's own
 // profiling wrapper around the same server) on a free loopback port and
-// waits until it listens.
+// waits until it listens (its ready line).
 func startServe(ctx context.Context, cfg Config, profile string, args ...string) (*proc, error) {
 	base := []string{"serve", "--listen", "127.0.0.1:0", "--grace", "1s"}
 	if profile != "" {
 		base = []string{"bench", "serve", "--cpuprofile", profile, "--listen", "127.0.0.1:0"}
 	}
 	cmd := exec.CommandContext(ctx, cfg.Exe, append(base, args...)...)
-	return startWatching(cmd, listeningRE, func(m []string) string { return m[1] })
+	return startReady(cmd)
 }
 
 // labWithServer builds the scenario's lab and runs `tcpunch serve` on its
 // rendezvous host; close the pair and stop the server when done.
-func labWithServer(ctx context.Context, cfg Config, sc lab.Scenario) (*lab.Pair, *proc, error) {
+func labWithServer(ctx context.Context, cfg Config, sc natlab.Scenario) (*natlab.Pair, *proc, error) {
 	pair, err := sc.Build(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := startWatching(pair.Rendezvous().Command(ctx, cfg.Exe, "serve", "--listen", pair.RendezvousAddr().String()+":3478"),
-		listeningRE, func(m []string) string { return m[1] })
+	srv, err := startReady(pair.Rendezvous().Command(ctx, cfg.Exe, "serve", "--listen", pair.RendezvousAddr().String()+":3478"))
 	if err != nil {
 		pair.Close()
 		return nil, nil, err
 	}
 	return pair, srv, nil
-}
-
-// startWatching starts cmd and waits for a line of its stderr (or stdout)
-// matching re; addr makes the address out of the match. The rest of the
-// output is discarded.
-func startWatching(cmd *exec.Cmd, re *regexp.Regexp, addr func([]string) string) (*proc, error) {
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	// No Pdeathsig: it fires when the forking OS thread exits, and Go retires
-	// threads at will (seen killing coturn mid-benchmark). stop() and ctx end it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); pw.Close(); close(p.done) }()
-	found := make(chan string, 1)
-	var tail []string
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case found <- addr(m):
-				default:
-				}
-			} else if len(tail) < 20 {
-				tail = append(tail, sc.Text())
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case a := <-found:
-		p.addr = a
-		return p, nil
-	case <-p.done:
-		return nil, fmt.Errorf("%s exited before listening: %s", cmd.Path, strings.Join(tail, " | "))
-	case <-time.After(10 * time.Second):
-		p.stop()
-		return nil, fmt.Errorf("%s did not start listening within 10 s", cmd.Path)
-	}
 }
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }

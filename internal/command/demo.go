@@ -1,7 +1,6 @@
 package command
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,18 +10,16 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/tcpunch/tcpunch/e2e/lab"
+	"github.com/tcpunch/tcpunch/internal/natlab"
 )
 
 // DemoConfig is what `tcpunch demo` takes.
 type DemoConfig struct {
 	Loopback bool          // skip the NAT lab even when it could run
-	Scenario string        // a lab scenario by name (lab.Lookup); "" is drop×drop
+	Scenario string        // a lab scenario by name (natlab.Lookup); "" is drop×drop
 	Delay    time.Duration // one-way delay between the peers, in the lab; overrides the scenario's
 	Verbose  bool
 	Stdout   io.Writer
@@ -43,12 +40,12 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 	}
 	out := cfg.Stdout
 	tl := &timeline{w: out, start: time.Now()}
-	sc := lab.Scenario{Name: "drop×drop", A: lab.Side{NAT: lab.NATDrop}, B: lab.Side{NAT: lab.NATDrop}, Direct: true}
+	sc := natlab.Scenario{Name: "drop×drop", A: natlab.Side{NAT: natlab.NATDrop}, B: natlab.Side{NAT: natlab.NATDrop}, Direct: true}
 	if cfg.Scenario != "" {
 		if cfg.Loopback {
 			return usageError("--scenario needs the NAT lab; it cannot be combined with --loopback")
 		}
-		if sc, err = lab.Lookup(cfg.Scenario); err != nil {
+		if sc, err = natlab.Lookup(cfg.Scenario); err != nil {
 			return usageError("--scenario: %v", err)
 		}
 	}
@@ -59,7 +56,7 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 	var serverAt, rendezvous string
 	var a, b, server demoRunner
 	var aDesc, bDesc string
-	if st := lab.Check(); cfg.Loopback || st.Err() != nil {
+	if st := natlab.Check(); cfg.Loopback || st.Err() != nil {
 		if cfg.Scenario != "" {
 			return fmt.Errorf("--scenario %s needs the real-NAT lab, which cannot run here: %s", sc.Name, labAdvice(st))
 		}
@@ -79,6 +76,13 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 			return fmt.Errorf("building the NAT lab: %w", err)
 		}
 		defer pair.Close()
+		if !sc.IPv6 {
+			for _, h := range []nsHost{pair.A, pair.B} {
+				if err := ipv4Only(h); err != nil {
+					return fmt.Errorf("building the NAT lab: %w", err)
+				}
+			}
+		}
 		a = func(ctx context.Context, args ...string) *exec.Cmd { return pair.A.Command(ctx, exe, args...) }
 		b = func(ctx context.Context, args ...string) *exec.Cmd { return pair.B.Command(ctx, exe, args...) }
 		server = func(ctx context.Context, args ...string) *exec.Cmd {
@@ -99,58 +103,35 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	srv := server(ctx, "serve", "--listen", serverAt)
-	addrCh := make(chan string, 1)
-	doneSrv, err := tl.run(srv, "server", nil, nil, func(line string) {
-		if m := listeningRE.FindStringSubmatch(line); m != nil {
-			select {
-			case addrCh <- m[1]:
-			default:
-			}
-		}
-	})
+	srv, err := tl.spawn(server(ctx, "serve", "--listen", serverAt), "server", nil, nil, nil)
 	if err != nil {
 		return err
 	}
-	defer stopProcess(srv)
-	select {
-	case rendezvous = <-addrCh:
-	case <-ctx.Done():
-		return fmt.Errorf("the rendezvous server did not start: %w", ctx.Err())
+	defer srv.stop()
+	if rendezvous, err = srv.waitReady(ctx); err != nil {
+		return fmt.Errorf("the rendezvous server did not start: %w", err)
 	}
 
 	msgA := fmt.Sprintf("hello from peer a (%s)\n", aDesc)
 	msgB := fmt.Sprintf("hello from peer b (%s)\n", bDesc)
 	var gotA, gotB bytes.Buffer
 	var reportB string
-	registered := make(chan struct{})
-	var once sync.Once
 	// The demo shows the punch; a scenario without a direct path ends with
 	// exit 3 as it explains, rather than relaying.
 	peerArgs := []string{"--report", "json", "--relay", "never", "demo"}
 	if cfg.Verbose {
 		peerArgs = append([]string{"-v"}, peerArgs...)
 	}
-	la := a(ctx, append([]string{"listen", "-r", rendezvous}, peerArgs...)...)
-	doneA, err := tl.run(la, "peer a", strings.NewReader(msgA), &gotA, func(line string) {
-		if strings.Contains(line, "listening as") {
-			once.Do(func() { close(registered) })
-		}
-	})
+	pa, err := tl.spawn(a(ctx, append([]string{"listen", "-r", rendezvous}, peerArgs...)...), "peer a", strings.NewReader(msgA), &gotA, nil)
 	if err != nil {
 		return err
 	}
-	defer stopProcess(la)
+	defer pa.stop()
 	// The listener registers first, as a service behind NAT would have.
-	select {
-	case <-registered:
-	case <-doneA:
-		return fmt.Errorf("peer a exited before registering: %w", la.Wait())
-	case <-ctx.Done():
-		return fmt.Errorf("peer a did not register: %w", ctx.Err())
+	if _, err := pa.waitReady(ctx); err != nil {
+		return fmt.Errorf("peer a did not register: %w", err)
 	}
-	db := b(ctx, append([]string{"dial", "-r", rendezvous}, peerArgs...)...)
-	doneB, err := tl.run(db, "peer b", strings.NewReader(msgB), &gotB, func(line string) {
+	pb, err := tl.spawn(b(ctx, append([]string{"dial", "-r", rendezvous}, peerArgs...)...), "peer b", strings.NewReader(msgB), &gotB, func(line string) {
 		if strings.HasPrefix(line, "{") {
 			reportB = line
 		}
@@ -158,17 +139,13 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 	if err != nil {
 		return err
 	}
-	// Wait may only run once the process's stderr has been read to the end.
-	<-doneB
-	errB := db.Wait()
-	if errB != nil && la.Process != nil {
+	errB := pb.wait()
+	if errB != nil {
 		// Peer a, a listener, would wait for another dialer until ctx ends.
-		_ = la.Process.Signal(os.Interrupt)
+		pa.interrupt()
 	}
-	<-doneA
-	errA := la.Wait()
-	stopProcess(srv)
-	<-doneSrv
+	errA := pa.wait()
+	srv.stop()
 	fmt.Fprintln(out)
 	var exitB *exec.ExitError
 	if errors.As(errB, &exitB) && exitB.ExitCode() == ExitNoPath {
@@ -198,7 +175,7 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 
 // describeHost says where a demo peer sits: its address and the NATs in
 // front of it.
-func describeHost(p *lab.Pair, h *lab.Host) string {
+func describeHost(p *natlab.Pair, h *natlab.Host) string {
 	desc := p.Addr(h).String()
 	if h.Router() == nil {
 		return desc + ", a public host"
@@ -213,98 +190,26 @@ func describeHost(p *lab.Pair, h *lab.Host) string {
 	return desc
 }
 
-func natWords(k lab.NATKind) string {
+func natWords(k natlab.NATKind) string {
 	switch k {
-	case lab.NATDrop:
+	case natlab.NATDrop:
 		return "home-router (drops unsolicited SYNs)"
-	case lab.NATReject:
+	case natlab.NATReject:
 		return "RST-answering"
-	case lab.NATOpen:
+	case natlab.NATOpen:
 		return "firewall-less"
-	case lab.NATSymmetric:
+	case natlab.NATSymmetric:
 		return "symmetric"
 	}
 	return k.String()
 }
 
-// labAdvice says what a demo user can do to get the real-NAT lab.
-func labAdvice(st lab.Status) string {
+// labAdvice says what a demo user can do to get the real-NAT lab. The lab
+// needs nothing installed, so [natlab.Check] fails only off Linux or
+// without root.
+func labAdvice(st natlab.Status) string {
 	if st.OS != "linux" {
 		return "The lab needs Linux network namespaces; this is " + st.OS + "."
 	}
-	var do []string
-	if !st.Root {
-		do = append(do, "run it as root (sudo tcpunch demo)")
-	}
-	if len(st.Missing) > 0 {
-		seen := map[string]bool{}
-		var pkgs []string
-		for _, t := range st.Missing {
-			if !seen[t.Package] {
-				seen[t.Package] = true
-				pkgs = append(pkgs, t.Package)
-			}
-		}
-		do = append(do, "install "+strings.Join(pkgs, " ")+" (apt-get install "+strings.Join(pkgs, " ")+")")
-	}
-	return "For two real Linux NATs: " + strings.Join(do, " and ") + "."
-}
-
-var (
-	listeningRE = regexp.MustCompile(`listening.*addr=(\S+)`)
-	// The timeline has its own clock: the server's log time and level go.
-	slogPrefix = regexp.MustCompile(`^time=\S+ level=\S+ `)
-)
-
-// stopProcess ends a demo process that is still running.
-func stopProcess(c *exec.Cmd) {
-	if c.Process == nil || c.ProcessState != nil {
-		return
-	}
-	c.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { c.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(3 * time.Second):
-		c.Process.Kill()
-		<-done
-	}
-}
-
-// timeline merges the stderr lines of the demo's processes, each stamped
-// with the time since the demo started.
-type timeline struct {
-	mu    sync.Mutex
-	w     io.Writer
-	start time.Time
-}
-
-// run starts c and relays its stderr; the channel closes at its EOF.
-func (tl *timeline) run(c *exec.Cmd, who string, stdin io.Reader, stdout io.Writer, each func(string)) (<-chan struct{}, error) {
-	c.Stdin, c.Stdout = stdin, stdout
-	stderr, err := c.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := c.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", who, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			each(line)
-			if strings.HasPrefix(line, "{") {
-				continue // the --report line; summarized at the end
-			}
-			line = slogPrefix.ReplaceAllString(strings.TrimPrefix(line, "tcpunch: "), "")
-			tl.mu.Lock()
-			fmt.Fprintf(tl.w, "%8.1f ms  %-7s %s\n", float64(time.Since(tl.start).Microseconds())/1000, who, line)
-			tl.mu.Unlock()
-		}
-	}()
-	return done, nil
+	return "For two real Linux NATs, run it as root (sudo tcpunch demo); nothing needs to be installed."
 }

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
+	"github.com/tcpunch/tcpunch/internal/ready"
 	"github.com/tcpunch/tcpunch/internal/relay"
 	"github.com/tcpunch/tcpunch/punch"
 )
@@ -46,15 +48,16 @@ func Dial(ctx context.Context, p Peer, name string, mode DialMode) error {
 }
 
 func dialOnce(ctx context.Context, p Peer, name string, prog *progress) (*punch.Conn, error) {
+	start := time.Now()
 	pctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
 	c, err := punch.Dial(pctx, p.Rendezvous, name, p.options(prog)...)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, explainInterrupted(name, time.Since(start), err)
 		}
 		if errors.Is(err, punch.ErrRendezvous) {
-			return nil, explainRendezvous(p.Rendezvous, name, p.Timeout, err)
+			return nil, explainRendezvous(p.Rendezvous, name, p.Port, p.Timeout, err)
 		}
 		if pe := (*punch.Error)(nil); !errors.As(err, &pe) {
 			return nil, explainLocal(p.Port, err)
@@ -75,6 +78,9 @@ func dialLocal(ctx context.Context, p Peer, name, local string, prog *progress) 
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	prog.printf("accepting local clients on %v; each is punched through to %q", ln.Addr(), name)
+	if err := ready.Notify(p.ReadyFD, ln.Addr().String()); err != nil {
+		return err
+	}
 
 	var wg sync.WaitGroup
 	defer wg.Wait()

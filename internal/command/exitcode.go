@@ -13,9 +13,9 @@ import (
 const (
 	ExitOK          = 0   // done; for services, stopped by SIGINT/SIGTERM
 	ExitFailure     = 1   // anything else: I/O, a child that failed
-	ExitUsage       = 2   // bad flags or arguments
+	ExitUsage       = 2   // bad flags or arguments, an unknown command, a malformed --rendezvous
 	ExitNoPath      = 3   // no direct path: the punch timed out or the peer refused verification
-	ExitRendezvous  = 4   // the rendezvous server: unreachable, unknown name, name taken
+	ExitRendezvous  = 4   // the rendezvous server: unreachable, unknown name, name taken, --port already connected to it
 	ExitInterrupted = 130 // a one-shot command interrupted by SIGINT/SIGTERM
 )
 
@@ -45,7 +45,8 @@ func ExitCode(err error) int {
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
 	case errors.Is(err, punch.ErrTimeout), errors.Is(err, punch.ErrPeerRejected),
-		errors.Is(err, punch.ErrOnlySelfConnects), errors.Is(err, punch.ErrNoCandidates):
+		errors.Is(err, punch.ErrOnlySelfConnects), errors.Is(err, punch.ErrNoCandidates),
+		errors.Is(err, punch.ErrNoDirectPath):
 		return ExitNoPath
 	case errors.Is(err, punch.ErrRendezvous), errors.Is(err, rendezvous.ErrUnknownName),
 		errors.Is(err, rendezvous.ErrNameTaken):

@@ -22,6 +22,10 @@ func explain(name string, timeout time.Duration, peer *punch.Event, err error) e
 		return &oneLine{err: err, msg: fmt.Sprintf("no direct path to %q: every candidate was our own address and port "+
 			"(self-connect: two tcpunch processes on one host given the same --port?); give them different ports", name)}
 	}
+	if errors.Is(err, punch.ErrNoDirectPath) && errors.As(err, &pe) && pe.Cause != nil {
+		return &oneLine{err: err, msg: fmt.Sprintf("no direct path to %q can exist: %v; this pair needs a relay (gave up at once instead of after %v)",
+			name, pe.Cause, timeout)}
+	}
 	if !errors.Is(err, punch.ErrTimeout) || !errors.As(err, &pe) {
 		return err
 	}
@@ -36,13 +40,18 @@ func explain(name string, timeout time.Duration, peer *punch.Event, err error) e
 	return &oneLine{msg: msg, err: err}
 }
 
-// natHint guesses which NAT is in the way. A NAT that kept the local port
-// (as Linux masquerade and most home routers do when they can) is likely
-// endpoint-independent; one that changed it may be symmetric.
+// natHint says which NAT is in the way: from the classes both sides
+// measured when the server has a second address, else a guess from the
+// ports (a NAT that kept the local port, as Linux masquerade and most home
+// routers do when they can, is likely endpoint-independent; one that
+// changed it may be symmetric).
 func natHint(peer *punch.Event) string {
-	const generic = "one of the NATs may be symmetric (`tcpunch stun SERVER1 SERVER2` on each side tells)"
+	const generic = "one of the NATs may be symmetric (`tcpunch netcheck` on each side tells)"
 	if peer == nil || len(peer.Candidates) == 0 {
 		return generic
+	}
+	if h := classHint(peer.LocalClass, peer.PeerClass); h != "" {
+		return h
 	}
 	var hints []string
 	observed := peer.Candidates[0]
@@ -62,11 +71,35 @@ func natHint(peer *punch.Event) string {
 	return strings.Join(hints, "; ")
 }
 
+// classHint is the hint from the measured classes, "" when neither
+// side's mapping was measured.
+func classHint(local, peer rendezvous.NATClass) string {
+	if local.Mapping == rendezvous.MappingNotMeasured && peer.Mapping == rendezvous.MappingNotMeasured {
+		return ""
+	}
+	var hints []string
+	for _, s := range []struct {
+		who string
+		c   rendezvous.NATClass
+	}{{"our NAT", local}, {"the peer's NAT", peer}} {
+		switch {
+		case s.c.Mapping.Symmetric():
+			hints = append(hints, s.who+" is symmetric (measured: "+s.c.Mapping.String()+" mapping)")
+		case s.c.Mapping == rendezvous.MappingNotMeasured:
+			hints = append(hints, s.who+": mapping not measured")
+		}
+	}
+	if len(hints) == 0 {
+		return "both sides measured endpoint-independent mappings, so a firewall or packet loss on the path is the likelier cause (`tcpunch netcheck` on each side shows the filtering)"
+	}
+	return strings.Join(hints, "; ")
+}
+
 // summarize says, per candidate, how many attempts ended how.
 func summarize(pe *punch.Error) string {
 	var parts []string
 	for _, c := range pe.Candidates {
-		part := fmt.Sprintf("%d attempts to %v", c.Attempts, c.Addr)
+		part := fmt.Sprintf("%s to %v", plural(c.Attempts, "attempt"), c.Addr)
 		if c.Err != nil {
 			part += " (last: " + rootCause(c.Err) + ")"
 		}
@@ -110,8 +143,9 @@ func (e *oneLine) Unwrap() error { return e.err }
 
 // explainRendezvous turns a failure to register or to find a name at the
 // rendezvous server into the one line the user reads, with what to try.
-// The full error stays wrapped for errors.Is and the exit code.
-func explainRendezvous(server, name string, timeout time.Duration, err error) error {
+// port is the --port given (0: the kernel picked one). The full error stays
+// wrapped for errors.Is and the exit code.
+func explainRendezvous(server, name string, port int, timeout time.Duration, err error) error {
 	var se *rendezvous.ServerError
 	var msg string
 	switch {
@@ -122,6 +156,13 @@ func explainRendezvous(server, name string, timeout time.Duration, err error) er
 		msg = fmt.Sprintf("%q is already registered at %s by another listener: stop that one or pick another name", name, server)
 	case errors.As(err, &se):
 		msg = fmt.Sprintf("the rendezvous server at %s refused %q: %s (code %d)", server, name, se.Reason, se.Code)
+	case port != 0 && (errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EADDRINUSE)):
+		// Connecting from a reused port fails this way only when that
+		// port already has a connection to the same server: the 4-tuple
+		// is taken.
+		msg = fmt.Sprintf("local port %d already has a connection to the rendezvous server at %s: "+
+			"another tcpunch on this host with the same --port (or one that just ended, whose connection the kernel still holds); "+
+			"give each its own --port, or 0 for any", port, server)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		msg = fmt.Sprintf("cannot reach the rendezvous server at %s: connection refused (retried for %v): is `tcpunch serve` running there, on that port?",
 			server, timeout)
@@ -134,6 +175,20 @@ func explainRendezvous(server, name string, timeout time.Duration, err error) er
 		return err
 	}
 	return &oneLine{msg: msg, err: err}
+}
+
+// explainInterrupted is the line for a punch to name that SIGINT or
+// SIGTERM cut short after elapsed (which may be far from --timeout). It
+// keeps err wrapped and exits 130.
+func explainInterrupted(name string, elapsed time.Duration, err error) error {
+	msg := fmt.Sprintf("interrupted after %v while punching to %q", elapsed.Round(100*time.Millisecond), name)
+	var pe *punch.Error
+	if errors.As(err, &pe) {
+		if tried := summarize(pe); tried != "" {
+			msg += ": " + tried
+		}
+	}
+	return &Error{Code: ExitInterrupted, Err: &oneLine{msg: msg, err: errors.Join(context.Canceled, err)}}
 }
 
 // explainLocal turns a failure to set up the local port into one line.

@@ -112,7 +112,7 @@ func TestExplainRendezvous(t *testing.T) {
 		{fmt.Errorf("dialing: %w", errTimeout{}), "cannot reach the rendezvous server at rv:3478: no answer within 5s"},
 		{notFound, "cannot reach the rendezvous server at rv:3478: lookup rv.example: no such host (retried for 5s)"},
 	} {
-		err := explainRendezvous("rv:3478", "web", 5*time.Second, wrap(tc.err))
+		err := explainRendezvous("rv:3478", "web", 0, 5*time.Second, wrap(tc.err))
 		msg := err.Error()
 		if !strings.HasPrefix(msg, tc.want) {
 			t.Errorf("%v:\n got %q\nwant %q…", tc.err, msg, tc.want)
@@ -125,7 +125,7 @@ func TestExplainRendezvous(t *testing.T) {
 		}
 	}
 	other := errors.New("something else")
-	if got := explainRendezvous("rv:3478", "web", time.Second, other); got != other {
+	if got := explainRendezvous("rv:3478", "web", 0, time.Second, other); got != other {
 		t.Errorf("an unknown error is rewritten: %v", got)
 	}
 }
@@ -146,5 +146,39 @@ func TestExplainLocal(t *testing.T) {
 	other := errors.New("something else")
 	if got := explainLocal(4000, other); got != other {
 		t.Errorf("an unknown error is rewritten: %v", got)
+	}
+}
+
+// Two processes on one host with the same --port to the same server: the
+// second one's connect finds the 4-tuple taken.
+func TestExplainPortAlreadyConnected(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EADDRNOTAVAIL, syscall.EADDRINUSE} {
+		cause := fmt.Errorf("%w: rendezvous: connecting to rv:3478 from 0.0.0.0:5000: %w", punch.ErrRendezvous,
+			&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", errno)})
+		err := explainRendezvous("rv:3478", "web", 5000, 5*time.Second, cause)
+		want := "local port 5000 already has a connection to the rendezvous server at rv:3478: another tcpunch on this host with the same --port"
+		if !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "check your network") {
+			t.Errorf("%v: got %q, want %q…", errno, err, want)
+		}
+		if !errors.Is(err, errno) || ExitCode(err) != ExitRendezvous {
+			t.Errorf("%v: cause or exit code lost: %v, exit %d", errno, err, ExitCode(err))
+		}
+	}
+}
+
+func TestExplainInterrupted(t *testing.T) {
+	pe := &punch.Error{Kind: punch.ErrTimeout, Cause: context.Canceled,
+		Candidates: []punch.CandidateError{{Addr: ap("203.0.113.10:5000"), Attempts: 3}}}
+	err := explainInterrupted("laptop", 2340*time.Millisecond, pe)
+	want := `interrupted after 2.3s while punching to "laptop": 3 attempts to 203.0.113.10:5000`
+	if got := explainInterrupted("laptop", time.Second, &punch.Error{Kind: punch.ErrTimeout,
+		Candidates: []punch.CandidateError{{Addr: ap("203.0.113.10:5000"), Attempts: 1}}}); !strings.HasSuffix(got.Error(), ": 1 attempt to 203.0.113.10:5000") {
+		t.Errorf("got %q: want '1 attempt', singular", got)
+	}
+	if err.Error() != want {
+		t.Errorf("got %q, want %q", err, want)
+	}
+	if ExitCode(err) != ExitInterrupted || !errors.Is(err, context.Canceled) || !errors.Is(err, punch.ErrTimeout) {
+		t.Errorf("exit %d, errors.Is Canceled %v: want 130 and the chain kept", ExitCode(err), errors.Is(err, context.Canceled))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 
+	"github.com/tcpunch/tcpunch/internal/ready"
 	"github.com/tcpunch/tcpunch/internal/relay"
 	"github.com/tcpunch/tcpunch/punch"
 )
@@ -38,7 +39,7 @@ func Listen(ctx context.Context, p Peer, name string, mode ListenMode) error {
 			return ctx.Err()
 		}
 		if errors.Is(err, punch.ErrRendezvous) {
-			return explainRendezvous(p.Rendezvous, name, p.Timeout, err)
+			return explainRendezvous(p.Rendezvous, name, p.Port, p.Timeout, err)
 		}
 		return explainLocal(p.Port, err)
 	}
@@ -47,6 +48,9 @@ func Listen(ctx context.Context, p Peer, name string, mode ListenMode) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	prog.printf("listening as %q via %s", name, p.Rendezvous)
+	if err := ready.Notify(p.ReadyFD, ln.Addr().String()); err != nil {
+		return err
+	}
 
 	if mode.Forward == "" && mode.Exec == "" {
 		c, err := ln.Accept()

@@ -1,7 +1,9 @@
 package command
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -44,6 +46,10 @@ func (p *progress) event(ev punch.Event) {
 		p.peers[ev.Addr], p.last = &ev, &ev
 		p.mu.Unlock()
 		line = fmt.Sprintf("peer found: %s", ev.Detail)
+		if p.verbose {
+			p.printf("%s", line)
+			line = fmt.Sprintf("NAT classes before punching: ours %v; the peer's %v", ev.LocalClass, ev.PeerClass)
+		}
 	case punch.EventAttempt:
 		if line = p.attempt(ev); line == "" {
 			return
@@ -65,7 +71,13 @@ func (p *progress) event(ev punch.Event) {
 	case punch.EventRelaying, punch.EventRelayFailed:
 		line = relayLine(ev)
 	case punch.EventFailed:
-		line = fmt.Sprintf("%v (still listening)", explain("the dialer at "+ev.Addr.String(), p.timeout, p.peerInfo(ev.Addr), ev.Err))
+		peer := p.peerInfo(ev.Addr)
+		if errors.Is(ev.Err, context.Canceled) {
+			// The listener is stopping (SIGINT/SIGTERM), not timing out.
+			line = fmt.Sprintf("punch with the dialer at %v cut short after %v: the listener is stopping", ev.Addr, punchElapsed(peer, ev))
+			break
+		}
+		line = fmt.Sprintf("%v (still listening)", explain("the dialer at "+ev.Addr.String(), p.timeout, peer, ev.Err))
 	default:
 		if !p.verbose {
 			return
@@ -162,6 +174,15 @@ func (p *progress) peerInfo(addr netip.AddrPort) *punch.Event {
 		return p.last
 	}
 	return p.peers[addr]
+}
+
+// punchElapsed is how long the punch that failed with ev ran: since the
+// peer-info event that started it.
+func punchElapsed(peer *punch.Event, ev punch.Event) time.Duration {
+	if peer == nil {
+		return 0
+	}
+	return ev.Time.Sub(peer.Time).Round(100 * time.Millisecond)
 }
 
 // plural is "1 attempt", "2 attempts".

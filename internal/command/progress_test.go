@@ -2,6 +2,7 @@ package command
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -43,5 +44,24 @@ func TestPlural(t *testing.T) {
 		if got := plural(n, "attempt"); got != want {
 			t.Errorf("plural(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// A listener's punch cut short by its own shutdown says so, with the time
+// it really ran, not "no direct path after --timeout".
+func TestProgressPunchCutShort(t *testing.T) {
+	var out strings.Builder
+	p := newProgress(&out, false, 15*time.Second)
+	peer := netip.MustParseAddrPort("203.0.113.10:5000")
+	t0 := time.Now()
+	p.event(punch.Event{Kind: punch.EventPeerInfo, Time: t0, Addr: peer, Candidates: []netip.AddrPort{peer}})
+	p.event(punch.Event{Kind: punch.EventFailed, Time: t0.Add(1200 * time.Millisecond), Addr: peer,
+		Err: &punch.Error{Kind: punch.ErrTimeout, Cause: context.Canceled}})
+	got := out.String()
+	if want := "punch with the dialer at 203.0.113.10:5000 cut short after 1.2s: the listener is stopping\n"; !strings.HasSuffix(got, want) {
+		t.Errorf("got %q, want it to end with %q", got, want)
+	}
+	if strings.Contains(got, "15s") || strings.Contains(got, "still listening") {
+		t.Errorf("a cut-short punch reported as a timeout: %q", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"sync"
 	"time"
 )
 
@@ -24,10 +25,13 @@ type filer interface {
 // (Go opens everything close-on-exec). The connection ends when the child
 // exits. When ctx ends the child is sent SIGTERM (killed after a grace
 // period). The returned error is the child's *exec.ExitError on a non-zero
-// exit.
+// exit. If the child failed and its last output on stderr did not end its
+// line, Exec ends it, so that the caller's line saying so starts a line of
+// its own (the child's stderr is a pipe for that reason, not stderr itself).
 func Exec(ctx context.Context, conn net.Conn, command string, stderr io.Writer) error {
 	cmd := shellCommand(ctx, command)
-	cmd.Stderr = stderr
+	tail := &lineEnd{w: stderr}
+	cmd.Stderr = tail
 	cmd.Cancel = func() error { return terminate(cmd.Process) }
 	cmd.WaitDelay = 5 * time.Second
 
@@ -59,7 +63,34 @@ func Exec(ctx context.Context, conn net.Conn, command string, stderr io.Writer) 
 		err = nil
 	}
 	if err != nil {
+		tail.endLine()
 		return fmt.Errorf("running %q: %w", command, err)
 	}
 	return nil
+}
+
+// lineEnd passes writes on and remembers whether the last one ended a line.
+type lineEnd struct {
+	mu   sync.Mutex
+	w    io.Writer
+	open bool // the last byte written was not a newline
+}
+
+func (l *lineEnd) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, err := l.w.Write(p)
+	if n > 0 {
+		l.open = p[n-1] != '\n'
+	}
+	return n, err
+}
+
+func (l *lineEnd) endLine() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open {
+		l.w.Write([]byte("\n"))
+		l.open = false
+	}
 }

@@ -164,3 +164,22 @@ func TestExecReportsChildFailure(t *testing.T) {
 		t.Errorf("peer read after child exit = %v, want EOF", rerr)
 	}
 }
+
+// A failing child whose last words on stderr did not end the line: the
+// line is ended, so the caller's failure line stands on its own.
+func TestExecEndsTheChildsLastLine(t *testing.T) {
+	for _, tc := range []struct{ script, want string }{
+		{"printf oops >&2; exit 3", "oops\n"},
+		{"echo oops >&2; exit 3", "oops\n"},
+		{"exit 3", ""},
+		{"printf fine >&2", "fine"}, // a child that succeeded is left as it wrote
+	} {
+		a, b := tcpPair(t)
+		var stderr bytes.Buffer
+		Exec(testContext(t), a, tc.script, &stderr)
+		b.Close()
+		if stderr.String() != tc.want {
+			t.Errorf("%q: stderr %q, want %q", tc.script, stderr.String(), tc.want)
+		}
+	}
+}
