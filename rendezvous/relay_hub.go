@@ -3,6 +3,7 @@ package rendezvous
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -83,9 +84,13 @@ type errRelay struct {
 
 func (e *errRelay) Error() string { return fmt.Sprintf("%d %s", e.code, e.reason) }
 
-// join admits c as the leg of role for token. first says the leg must wait
-// for its partner; otherwise the session is complete.
-func (h *relayHub) join(c *peerConn, token RelayToken, role Role) (s *relaySession, first bool, err *errRelay) {
+// join admits c (its TCP connection tc, its Relay request req) as the leg
+// of role for token. first says the leg must wait for its partner;
+// otherwise the session is complete. The leg's request, and for a first
+// leg its watch, are stored under the hub's lock: the partner may run the
+// session the moment it joins.
+func (h *relayHub) join(c *peerConn, tc *net.TCPConn, req *message, role Role) (s *relaySession, first bool, err *errRelay) {
+	token := req.RelayToken
 	if !h.cfg.enabled {
 		return nil, false, &errRelay{CodeForbidden, "this server does not relay"}
 	}
@@ -134,7 +139,9 @@ func (h *relayHub) join(c *peerConn, token RelayToken, role Role) (s *relaySessi
 		s.sources = append(s.sources, src)
 	}
 	s.legs[i] = c
+	s.reqs[i] = req
 	if first {
+		s.peek[i] = startPeek(tc)
 		s.state = relayPending
 		// The partner's wait is bounded by the token's life.
 		if floor := now.Add(time.Second); s.expires.Before(floor) {

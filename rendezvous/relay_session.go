@@ -34,8 +34,8 @@ type relaySession struct {
 	want   [2]netip.Prefix // where each role's leg must come from: its control connection's source
 	joined chan struct{}   // closed by the second leg once both are answered
 	done   chan struct{}   // closed when the session is over and its legs closed
-	reqs   [2]*message     // the legs' Relay requests, answered at the join
-	peek   [2]*legPeek
+	reqs   [2]*message     // the legs' Relay requests, answered at the join (set in join, under hub.mu)
+	peek   [2]*legPeek     // the first leg's watch (set in join, under hub.mu)
 
 	// Guarded by hub.mu.
 	expires time.Time
@@ -127,7 +127,7 @@ func (c *peerConn) serveLeg(r interface{ Buffered() int }, req *message) {
 	}
 	_ = tc.SetDeadline(time.Time{})
 	role := Role(req.Role)
-	s, first, rerr := c.s.relay.join(c, req.RelayToken, role)
+	s, first, rerr := c.s.relay.join(c, tc, req, role)
 	if rerr != nil {
 		log.Info("relay leg refused", "code", rerr.code, "reason", rerr.reason)
 		_ = c.send(errorResponse(req, rerr.code, rerr.reason))
@@ -141,13 +141,10 @@ func (c *peerConn) serveLeg(r interface{ Buffered() int }, req *message) {
 		i = 1
 	}
 	if first {
-		s.reqs[i] = req
-		s.peek[i] = startPeek(tc)
 		log.Info("relay leg waiting for its peer")
 		c.awaitPartner(s, i, tc, log)
 		return
 	}
-	s.reqs[i] = req
 	s.run(i, log)
 }
 

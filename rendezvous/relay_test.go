@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
@@ -337,5 +338,27 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10 s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRelayLegsJoinTogether: legs that arrive at the same moment, many
+// times over, all become sessions: the second leg may start the session
+// while the first is still being admitted (it once found the first leg's
+// state not yet stored and crashed the server).
+func TestRelayLegsJoinTogether(t *testing.T) {
+	_, addr := startServer(t, WithRelaySessions(0, 0), WithMaxConnsPerIP(0))
+	for i := range 40 {
+		pi, _ := relayPair(t, addr, fmt.Sprintf("relay-together-%d", i))
+		d, l := joinLegs(t, addr, pi.RelayToken)
+		if _, err := d.Write([]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 1)
+		l.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(l, b); err != nil || b[0] != byte(i) {
+			t.Fatalf("session %d: %v %v", i, b, err)
+		}
+		d.Close()
+		l.Close()
 	}
 }
