@@ -178,7 +178,7 @@ func TestRelayTokenExpires(t *testing.T) {
 // on both sides.
 func TestRelayLimitsSayWhy(t *testing.T) {
 	cases := []struct {
-		name string
+		name  string
 		opt   ServerOption
 		code  int
 		send  bool
