@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -173,6 +174,64 @@ func TestLabRelayEnds(t *testing.T) {
 				if code != 1 || !strings.Contains(lastLine(stderr), c.want) {
 					t.Errorf("%s: exit %d, last line %q; want exit 1 and %q", who, code, lastLine(stderr), c.want)
 				}
+			}
+		})
+	}
+}
+
+// TestLabRelayPredicted: behind two symmetric NATs, with a server that has
+// a second address (so both peers measure their mapping while connecting),
+// --relay auto relays at once instead of waiting out the relay budget, and
+// makes no direct attempt; 1 MiB each way arrives byte-exact. The WAN has
+// a one-way delay of 50 ms between the peers (25 ms to the server), so the
+// log gives the time after the peer info in round trips too.
+func TestLabRelayPredicted(t *testing.T) {
+	natlab.Require(t)
+	t.Parallel()
+	const delay = 50 * time.Millisecond // one way, peer to peer
+	sym := natlab.Side{NAT: natlab.NATSymmetric}
+	for i := range 3 {
+		t.Run(fmt.Sprintf("run%d", i+1), func(t *testing.T) {
+			p := cell{Scenario: natlab.Scenario{Name: "symmetric×symmetric-50ms", A: sym, B: sym, Delay: delay}}.build(t)
+			rdv := p.Rendezvous()
+			addAltAddrs(t, rdv)
+			start(t, in(rdv), nil, nil, "serve", "--listen", fmt.Sprintf(":%d", rdvPort), "--alt-addr", altAddr4.String()).
+				waitStderr(`rendezvous serving.*addr=`+regexp.QuoteMeta(altAddr4.String()), 30*time.Second)
+			rv := netip.AddrPortFrom(rdv.Addr(), rdvPort).String()
+			listener, dialer := roles(p, i)
+			lSeed, dSeed := byte(2*i+50), byte(2*i+51)
+			args := []string{"-r", rv, "--report", "json", "--timeout=" + directTimeout.String(), "--relay", "auto"}
+			lOut, dOut := newHashWriter(), newHashWriter()
+			l := start(t, in(listener), stream(lSeed, pipeSize), lOut, append(append([]string{"listen"}, args...), "predicted")...)
+			l.waitStderr(`listening as`, 30*time.Second)
+			d := start(t, in(dialer), stream(dSeed, pipeSize), dOut, append(append([]string{"dial"}, args...), "predicted")...)
+			if code := d.wait(runBudget); code != 0 {
+				t.Fatalf("dial exit %d; stderr:\n%s", code, d.stderr.String())
+			}
+			if code := l.wait(runBudget); code != 0 {
+				t.Fatalf("listen exit %d; stderr:\n%s", code, l.stderr.String())
+			}
+			lr, dr := parseRelayReport(t, l.stderr.String()), parseRelayReport(t, d.stderr.String())
+			rtt := float64((2 * delay).Milliseconds()) // peer to peer
+			t.Logf("run %d: path %s/%s after the peer info: dialer %.1f ms (%.2f peer RTTs), listener %.1f ms (%.2f); attempts %d/%d",
+				i+1, dr.Path, lr.Path, dr.ElapsedMS, dr.ElapsedMS/rtt, lr.ElapsedMS, lr.ElapsedMS/rtt, dr.Attempts, lr.Attempts)
+			if lr.Path != "relay" || dr.Path != "relay" || lr.Attempts != 0 || dr.Attempts != 0 {
+				t.Errorf("reports: listener %+v, dialer %+v; want path relay and no direct attempt", lr, dr)
+			}
+			// Generous: what matters is that the budget is not waited out.
+			if half := float64(relayBudget.Milliseconds()) / 2; dr.ElapsedMS > half || lr.ElapsedMS > half {
+				t.Errorf("relayed after %.1f ms (dialer) and %.1f ms (listener); want well under the %v budget", dr.ElapsedMS, lr.ElapsedMS, relayBudget)
+			}
+			for who, s := range map[string]string{"listener": l.stderr.String(), "dialer": d.stderr.String()} {
+				if !strings.Contains(s, "no direct path can exist") || !strings.Contains(s, "relaying through the rendezvous server at once") {
+					t.Errorf("%s's progress does not say it relays at once and why:\n%s", who, s)
+				}
+			}
+			if got, n := lOut.sum(); got != digest(stream(dSeed, pipeSize)) {
+				t.Errorf("listener received %d bytes that differ from the %d the dialer sent", n, pipeSize)
+			}
+			if got, n := dOut.sum(); got != digest(stream(lSeed, pipeSize)) {
+				t.Errorf("dialer received %d bytes that differ from the %d the listener sent", n, pipeSize)
 			}
 		})
 	}

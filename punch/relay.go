@@ -11,7 +11,9 @@ import (
 )
 
 // Relay fallback. When no direct connection verifies within the relay
-// budget, both peers open a leg to the rendezvous server's relay
+// budget, or at once when the NAT classes in the peer info say none can
+// (both peers see the same two classes, so both decide alike), both peers
+// open a leg to the rendezvous server's relay
 // (rendezvous.DialRelay) and the relayed stream takes part in the punch
 // like one more connection: the same hello exchange, and the controlling
 // side's nomination decides between it and a direct connection that
@@ -24,7 +26,9 @@ type RelayMode uint8
 
 const (
 	// RelayAuto (the default) relays when no direct connection verified
-	// within the relay budget ([WithRelayBudget]).
+	// within the relay budget ([WithRelayBudget]), and at once, with no
+	// direct attempt, when both sides' measured NAT classes rule a direct
+	// path out ([DirectPossible]).
 	RelayAuto RelayMode = iota
 	// RelayNever never relays: no direct path is a failure.
 	RelayNever
@@ -93,6 +97,10 @@ func WithRelayBudget(d time.Duration) Option {
 type Relay struct {
 	Server string
 	Token  rendezvous.RelayToken
+	// NoDirect, when not empty, says why no direct path can exist (see
+	// [DirectPossible]): RelayAuto then relays at once and makes no direct
+	// attempt, instead of waiting out the relay budget.
+	NoDirect string
 }
 
 // Path says how a Conn's bytes travel.
@@ -130,7 +138,7 @@ func (p *session) setupRelay(s Session) {
 	}
 	p.relay = s.Relay
 	p.relayPending = true
-	if mode == RelayAlways {
+	if mode == RelayAlways || s.Relay.NoDirect != "" {
 		p.relayOnly = true
 		p.live = 0
 	}
@@ -155,6 +163,9 @@ func (p *session) relayLoop() {
 		p.mu.Unlock()
 	}()
 	why := "relaying as asked (--relay always)"
+	if p.relay.NoDirect != "" && p.cfg.relayMode == RelayAuto {
+		why = "no direct path can exist (" + p.relay.NoDirect + "); relaying through the rendezvous server at once"
+	}
 	if !p.relayOnly {
 		budget := p.cfg.relayBudget
 		t := time.NewTimer(time.Until(p.start.Add(budget)))
@@ -235,8 +246,14 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 // ErrNoDirectPath failure to return at once.
 func sessionRelay(cfg *config, server string, pi rendezvous.PeerInfo) (*Relay, error) {
 	r := relayOf(server, pi)
-	if ok, why := DirectPossible(pi.LocalClass, pi.Class); !ok && (r == nil || cfg.relayMode == RelayNever) {
+	ok, why := DirectPossible(pi.LocalClass, pi.Class)
+	switch {
+	case ok:
+	case r == nil || cfg.relayMode == RelayNever:
 		return nil, &Error{Kind: ErrNoDirectPath, Cause: errors.New(why), Relay: relayUnavailable(cfg, r)}
+	default:
+		// Both peers see the same two classes, so both relay at once.
+		r.NoDirect = why
 	}
 	return r, nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -210,5 +211,83 @@ func halfClose(t *testing.T, ca, cb *Conn) {
 	got, err := io.ReadAll(ca)
 	if err != nil || string(got) != "after" {
 		t.Fatalf("A read %q, %v", got, err)
+	}
+}
+
+// TestSessionRelayActsOnPrediction: a pair DirectPossible rules out relays
+// at once with RelayAuto, and fails with ErrNoDirectPath when relaying is
+// off or the server gave no token; a pair that may meet keeps the budget.
+func TestSessionRelayActsOnPrediction(t *testing.T) {
+	sym := rendezvous.NATClass{Mapping: rendezvous.MappingAddressPortDependent}
+	eim := rendezvous.NATClass{Mapping: rendezvous.MappingEndpointIndependent, Filtering: rendezvous.FilteringSilent}
+	var token rendezvous.RelayToken
+	token[0] = 1
+	for _, c := range []struct {
+		name        string
+		local, peer rendezvous.NATClass
+		token       rendezvous.RelayToken
+		mode        RelayMode
+		noDirect    bool // the relay is used at once
+		failure     bool // ErrNoDirectPath
+	}{
+		{"symmetric pair, auto", sym, sym, token, RelayAuto, true, false},
+		{"symmetric×silent, auto", sym, eim, token, RelayAuto, true, false},
+		{"symmetric pair, never", sym, sym, token, RelayNever, false, true},
+		{"symmetric pair, no token", sym, sym, rendezvous.RelayToken{}, RelayAuto, false, true},
+		{"possible pair, auto", eim, eim, token, RelayAuto, false, false},
+		{"not measured, auto", rendezvous.NATClass{}, sym, token, RelayAuto, false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := newConfig([]Option{WithRelay(c.mode)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pi := rendezvous.PeerInfo{RelayToken: c.token, LocalClass: c.local, Class: c.peer}
+			r, err := sessionRelay(&cfg, "server:1", pi)
+			if c.failure {
+				if pe := asError(t, err); pe.Kind != ErrNoDirectPath || !errors.Is(err, ErrNoDirectPath) || r != nil {
+					t.Fatalf("relay %+v, err %v: want ErrNoDirectPath", r, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := r != nil && r.NoDirect != ""; got != c.noDirect {
+				t.Errorf("relay %+v: relay at once = %v, want %v", r, got, c.noDirect)
+			}
+		})
+	}
+}
+
+// TestRelayAtOnce: a session whose relay says no direct path can exist
+// relays without waiting for the budget and makes no direct attempt, even
+// with a candidate that would connect.
+func TestRelayAtOnce(t *testing.T) {
+	server, _ := rendezvousAt(t, "127.0.0.1:0")
+	const budget = time.Minute // never waited out: the test would time out first
+	token := relayTokens(t, server)
+	var events []Event
+	var mu sync.Mutex
+	rec := WithEvents(func(ev Event) { mu.Lock(); events = append(events, ev); mu.Unlock() })
+	a := newEndpoint(t, netip.AddrPortFrom(lo4, 0), WithRelayBudget(budget), rec)
+	b := newEndpoint(t, netip.AddrPortFrom(lo4, 0), WithRelayBudget(budget))
+	r := &Relay{Server: server, Token: token, NoDirect: "both NATs are symmetric"}
+	ca, cb := relayedPair(t, a, b, []netip.AddrPort{b.Addr(), a.Addr()}, r)
+	for _, c := range []*Conn{ca, cb} {
+		i := c.Info()
+		if i.Path != PathRelay || sumAttempts(i) != 0 || i.Elapsed >= budget {
+			t.Errorf("info %+v: want path relay at once, no direct attempt", i)
+		}
+	}
+	converse(t, ca, cb)
+	mu.Lock()
+	defer mu.Unlock()
+	said := false
+	for _, ev := range events {
+		said = said || ev.Kind == EventRelaying && strings.Contains(ev.Detail, "both NATs are symmetric") && strings.Contains(ev.Detail, "at once")
+	}
+	if !said {
+		t.Errorf("events %v: none says it relays at once and why", events)
 	}
 }
