@@ -6,12 +6,18 @@ import (
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
 
+// ServeRelayEnv is the environment variable of serve's --relay on|off. It
+// is not TCPUNCH_RELAY, which is listen's and dial's --relay
+// auto|never|always: a shell or unit file that sets one for the clients
+// must not break (or turn off) a server started from it.
+const ServeRelayEnv = "TCPUNCH_SERVE_RELAY"
+
 // RelayServeFlags are the relay flags of `tcpunch serve`; envs names their
-// environment variables.
+// environment variables (but --relay's is [ServeRelayEnv]).
 func RelayServeFlags(envs func(string) []string) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "relay", Value: "on", EnvVars: envs("relay"),
-			Usage: "`on|off`: relay peers that cannot connect directly (only their end-to-end stream crosses the server)"},
+		&cli.StringFlag{Name: "relay", Value: "on", EnvVars: []string{ServeRelayEnv},
+			Usage: "`on|off`: relay peers that cannot connect directly (only their end-to-end stream crosses the server; env " + ServeRelayEnv + ", not TCPUNCH_RELAY, which is the clients' --relay)"},
 		&cli.IntFlag{Name: "relay-sessions", Value: rendezvous.DefaultRelaySessions, EnvVars: envs("relay-sessions"),
 			Usage: "relay sessions held at once, in total (0: no cap)"},
 		&cli.IntFlag{Name: "relay-sessions-per-source", Value: rendezvous.DefaultRelaySessionsPerSource, EnvVars: envs("relay-sessions-per-source"),
