@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/netip"
@@ -87,6 +88,25 @@ func (c *Conn) RemoteAddr() net.Addr               { return c.nc.RemoteAddr() }
 func (c *Conn) SetDeadline(t time.Time) error      { return c.nc.SetDeadline(t) }
 func (c *Conn) SetReadDeadline(t time.Time) error  { return c.nc.SetReadDeadline(t) }
 func (c *Conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
+
+// ReadFrom lets io.Copy into the connection use the path's own copy: the
+// kernel's splice(2) on a direct connection where the source allows it,
+// whole relay frames on a relayed one.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.nc.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.nc}, r)
+}
+
+// WriteTo lets io.Copy out of the connection use the path's own copy (see
+// ReadFrom).
+func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	if wt, ok := c.nc.(io.WriterTo); ok {
+		return wt.WriteTo(w)
+	}
+	return io.Copy(w, struct{ io.Reader }{c.nc})
+}
 
 // ErrNotDirect is returned by [Conn.File] and [Conn.TCPConn] for a relayed
 // connection, whose socket carries relay frames, not the stream.

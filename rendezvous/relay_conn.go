@@ -1,6 +1,7 @@
 package rendezvous
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -20,13 +21,15 @@ type RelayConn struct {
 	tc *net.TCPConn
 
 	rmu    sync.Mutex
-	hdr    [relayHeaderSize]byte
-	hdrN   int   // header bytes read so far (a deadline may cut a header)
+	rbuf   []byte // bytes read from tc ahead: rbuf[rpos:rend]
+	rpos   int
+	rend   int
 	remain int   // payload bytes left in the current DATA frame
 	skip   int   // payload bytes of a control frame left to discard
 	rerr   error // sticky: io.EOF, a *RelayEndedError, ErrRelayLost, ...
 
 	wmu     sync.Mutex
+	wbuf    []byte // ReadFrom's frame buffer, header first
 	wclosed bool
 	wbroken error // a write cut a frame: the stream is unusable
 
@@ -35,8 +38,47 @@ type RelayConn struct {
 	endErr  error
 }
 
+// relayReadAhead is how much Read takes from the socket at once: several
+// frame headers and their payloads per read(2) when frames are small.
+const relayReadAhead = 64 << 10
+
 func newRelayConn(tc *net.TCPConn) *RelayConn {
 	return &RelayConn{tc: tc, ended: make(chan struct{})}
+}
+
+func (c *RelayConn) buffered() int { return c.rend - c.rpos }
+
+// fill reads once from the socket into the read-ahead buffer.
+func (c *RelayConn) fill() error {
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, relayReadAhead)
+	}
+	if c.rpos == c.rend {
+		c.rpos, c.rend = 0, 0
+	} else if c.rpos > 0 && len(c.rbuf)-c.rend < relayHeaderSize+maxEndReason+2 {
+		c.rend = copy(c.rbuf, c.rbuf[c.rpos:c.rend])
+		c.rpos = 0
+	}
+	n, err := c.tc.Read(c.rbuf[c.rend:])
+	c.rend += n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// need reads until n bytes are buffered; midFrame says whether the bytes
+// already buffered are part of a frame (for the error).
+func (c *RelayConn) need(n int) error {
+	for c.buffered() < n {
+		if err := c.fill(); err != nil {
+			return c.readFailed(err, c.buffered() > 0)
+		}
+	}
+	return nil
 }
 
 // Read reads the other peer's bytes.
@@ -51,7 +93,15 @@ func (c *RelayConn) Read(p []byte) (int, error) {
 			return 0, c.rerr
 		}
 		if c.remain > 0 {
-			n, err := c.tc.Read(p[:min(len(p), c.remain)])
+			want := min(len(p), c.remain)
+			if c.buffered() > 0 {
+				n := copy(p[:want], c.rbuf[c.rpos:c.rend])
+				c.rpos += n
+				c.remain -= n
+				return n, nil
+			}
+			// Nothing read ahead: straight into p, no copy.
+			n, err := c.tc.Read(p[:want])
 			c.remain -= n
 			if err != nil {
 				err = c.readFailed(err, true)
@@ -59,27 +109,36 @@ func (c *RelayConn) Read(p []byte) (int, error) {
 			return n, err
 		}
 		if c.skip > 0 {
-			n, err := io.CopyN(io.Discard, c.tc, int64(c.skip))
-			c.skip -= int(n)
-			if err != nil {
-				return 0, c.readFailed(err, true)
+			if c.buffered() == 0 {
+				if err := c.fill(); err != nil {
+					return 0, c.readFailed(err, true)
+				}
 			}
+			n := min(c.skip, c.buffered())
+			c.rpos += n
+			c.skip -= n
 			continue
 		}
-		n, err := io.ReadFull(c.tc, c.hdr[c.hdrN:])
-		c.hdrN += n
-		if err != nil {
-			return 0, c.readFailed(err, c.hdrN > 0)
+		if err := c.need(relayHeaderSize); err != nil {
+			return 0, err
 		}
-		c.hdrN = 0
-		typ, size := relayHeader(c.hdr[:])
+		typ, size := relayHeader(c.rbuf[c.rpos:])
+		c.rpos += relayHeaderSize
 		switch {
 		case typ == frameData && size > 0:
 			c.remain = size
 		case typ == frameEOF && size == 0:
 			c.rerr = io.EOF
 		case typ == frameEnd:
-			err := readEnd(c.tc, size)
+			if size < 2 || size > 2+maxEndReason {
+				c.rerr = fmt.Errorf("rendezvous: relay: %w: END of %d bytes", errRelayFrame, size)
+				continue
+			}
+			if err := c.need(size); err != nil {
+				return 0, err
+			}
+			err := readEnd(bytes.NewReader(c.rbuf[c.rpos:c.rpos+size]), size)
+			c.rpos += size
 			c.rerr = err
 			var re *RelayEndedError
 			if errors.As(err, &re) {
@@ -89,6 +148,29 @@ func (c *RelayConn) Read(p []byte) (int, error) {
 			c.skip = size // reserved for the path layer; nothing uses it yet
 		default:
 			c.rerr = fmt.Errorf("rendezvous: relay: %w: type %#x, length %d", errRelayFrame, typ, size)
+		}
+	}
+}
+
+// WriteTo copies the other peer's bytes to w until its EOF (io.Copy uses
+// it): with a buffer of a whole frame, one Read per frame.
+func (c *RelayConn) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, maxRelayFrame)
+	var total int64
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
 		}
 	}
 }
@@ -111,15 +193,12 @@ func (c *RelayConn) readFailed(err error, midFrame bool) error {
 	return c.rerr
 }
 
-// Write frames p as DATA frames of at most 64 KiB, each in one writev.
+// Write frames p as DATA frames of at most 256 KiB, each in one writev.
 func (c *RelayConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.wclosed {
-		return 0, &net.OpError{Op: "write", Net: "tcp", Source: c.tc.LocalAddr(), Addr: c.tc.RemoteAddr(), Err: net.ErrClosed}
-	}
-	if c.wbroken != nil {
-		return 0, c.wbroken
+	if err := c.writable(); err != nil {
+		return 0, err
 	}
 	written := 0
 	var hdr [relayHeaderSize]byte
@@ -128,16 +207,54 @@ func (c *RelayConn) Write(p []byte) (int, error) {
 		putRelayHeader(hdr[:], frameData, len(chunk))
 		bufs := net.Buffers{hdr[:], chunk}
 		n, err := bufs.WriteTo(c.tc)
-		if err != nil {
-			sent := max(int(n)-relayHeaderSize, 0)
-			if int(n) < relayHeaderSize+len(chunk) {
-				c.wbroken = c.writeFailed(err)
-				return written + sent, c.wbroken
-			}
+		if err != nil && int(n) < relayHeaderSize+len(chunk) {
+			c.wbroken = c.writeFailed(err)
+			return written + max(int(n)-relayHeaderSize, 0), c.wbroken
 		}
 		written += len(chunk)
 	}
 	return written, nil
+}
+
+// ReadFrom sends what it reads from r until r's EOF (io.Copy uses it): each
+// read of up to 256 KiB becomes one frame, written with its header in one
+// write, so a fast source makes large frames and a slow one is not held
+// back to fill them.
+func (c *RelayConn) ReadFrom(r io.Reader) (int64, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wbuf == nil {
+		c.wbuf = make([]byte, relayHeaderSize+maxRelayFrame)
+	}
+	var total int64
+	for {
+		if err := c.writable(); err != nil {
+			return total, err
+		}
+		n, rerr := r.Read(c.wbuf[relayHeaderSize:])
+		if n > 0 {
+			putRelayHeader(c.wbuf, frameData, n)
+			m, err := c.tc.Write(c.wbuf[:relayHeaderSize+n])
+			if err != nil && m < relayHeaderSize+n {
+				c.wbroken = c.writeFailed(err)
+				return total + int64(max(m-relayHeaderSize, 0)), c.wbroken
+			}
+			total += int64(n)
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+func (c *RelayConn) writable() error {
+	if c.wclosed {
+		return &net.OpError{Op: "write", Net: "tcp", Source: c.tc.LocalAddr(), Addr: c.tc.RemoteAddr(), Err: net.ErrClosed}
+	}
+	return c.wbroken
 }
 
 // writeFailed prefers the server's reason, when it sent one, to the

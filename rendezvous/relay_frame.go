@@ -48,8 +48,12 @@ const (
 	frameEnd        byte = 0x40 // server → peer only: the session ends; 2-byte code, UTF-8 reason
 
 	relayHeaderSize = 4
-	// maxRelayFrame bounds a DATA payload: 64 KiB, one splice pipe's worth.
-	maxRelayFrame   = 64 << 10
+	// maxRelayFrame bounds a DATA payload: 256 KiB. The server's per-frame
+	// work (a header read and write, the splice calls, the limits) is the
+	// relay's overhead, so frames are large; the 3-byte length would allow
+	// 16 MiB, but a frame is also what the server may have to finish
+	// before it can send an END.
+	maxRelayFrame   = 256 << 10
 	maxRelayControl = 4096
 	maxEndReason    = 512
 )

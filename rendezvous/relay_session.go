@@ -333,7 +333,12 @@ func (s *relaySession) pump(d *relayDir) {
 				return
 			}
 		}
-		_, err := d.dst.Write(hdr[:])
+		var err error
+		if n > 0 {
+			err = writeHeaderMore(d.dst, hdr[:])
+		} else {
+			_, err = d.dst.Write(hdr[:])
+		}
 		if err == nil && n > 0 {
 			// Splice: *net.TCPConn.ReadFrom with an *io.LimitedReader
 			// around a *net.TCPConn is splice(2) on Linux.
