@@ -35,7 +35,8 @@ const exitCodesHelp = `EXIT CODES:
    2    usage: bad flags or arguments, an unknown command, a malformed --rendezvous
    3    no direct path: the punch timed out or the peer refused verification
    4    rendezvous: server unreachable (after retrying for --timeout), unknown name, name taken,
-        or a --port that already has a connection to that server
+        listener busy, or a --port that already has a connection to that server
+   5    incomplete: the peer reset, died or cut the stream, or the relay server ended it (a limit, its death); the line says how many bytes were sent and acknowledged, or the relay's reason
    130  interrupted (SIGINT/SIGTERM) while punching or piping
 
 Flags go before or after NAME; after -- everything is NAME.
@@ -279,6 +280,7 @@ EXAMPLES:
 			&cli.StringFlag{Name: "exec", EnvVars: envs("exec"),
 				Usage: "run `CMD` (via /bin/sh -c) for every connection, as its stdin/stdout"},
 			readyFDFlag("once registered, write the local endpoint and a newline to descriptor `N`, and close it"),
+			maxPunchesFlag(), // flags_hardening.go
 		),
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
@@ -286,7 +288,11 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			return command.Listen(c.Context, peerConfig(c), name,
+			peer := peerConfig(c)
+			if peer.Extra, err = maxPunchesOption(c); err != nil { // flags_hardening.go
+				return err
+			}
+			return command.Listen(c.Context, peer, name,
 				command.ListenMode{Forward: c.String("forward"), Exec: c.String("exec")})
 		},
 	}
@@ -487,11 +493,11 @@ EXAMPLES:
 				Usage: "how long the server waits for a ping answer when it measures a round trip itself"},
 			&cli.StringSliceFlag{Name: "alt-addr", EnvVars: envs("alt-addr"),
 				Usage: "a second `IP[:PORT]` of this host, once per family: listen there too and dial clients back from it, so `tcpunch netcheck` can measure NAT mapping and filtering (PORT defaults to the --listen port + 1)"},
-		}, append(command.RelayServeFlags(envs),
+		}, append(append(command.RelayServeFlags(envs),
 			readyFDFlag("once listening, write the listening address and a newline to descriptor `N`, and close it"),
 			logFormatFlag(),
 			verboseFlag(),
-		)...),
+		), serveLimitFlags()...)...), // flags_hardening.go
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
 			logger, err := newLogger(c, os.Stderr)
@@ -502,6 +508,10 @@ EXAMPLES:
 				return err
 			}
 			relayOpts, err := command.RelayServeOptions(c)
+			if err != nil {
+				return err
+			}
+			limits, err := serveLimitOptions(c) // flags_hardening.go
 			if err != nil {
 				return err
 			}
@@ -518,7 +528,7 @@ EXAMPLES:
 				ProxyHeaderTimeout: c.Duration("proxy-header-timeout"),
 				Logger:             logger,
 				ReadyFD:            c.Int("ready-fd"),
-			}, append(append(alts, relayOpts...),
+			}, append(append(append(limits, alts...), relayOpts...),
 				rendezvous.WithMaxConns(c.Int("max-conns")),
 				rendezvous.WithMaxConnsPerIP(c.Int("max-conns-per-ip")),
 				rendezvous.WithMaxMessageSize(c.Int("max-message-size")),

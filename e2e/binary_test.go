@@ -201,11 +201,12 @@ func (p *proc) waitReady(d time.Duration) string {
 	return addr
 }
 
-// serve starts `tcpunch serve` on listen (port 0: an ephemeral one) and
-// returns the address it listens on, from its ready line.
-func serve(t *testing.T, prefix []string, listen string) (string, *proc) {
+// serve starts `tcpunch serve` on listen (port 0: an ephemeral one), with
+// any further flags, and returns the address it listens on, from its ready
+// line.
+func serve(t *testing.T, prefix []string, listen string, flags ...string) (string, *proc) {
 	t.Helper()
-	p := start(t, prefix, nil, io.Discard, "serve", "--listen", listen)
+	p := start(t, prefix, nil, io.Discard, append([]string{"serve", "--listen", listen}, flags...)...)
 	return p.waitReady(30 * time.Second), p
 }
 

@@ -181,6 +181,12 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"dial", "-r", "127.0.0.1:1", "--", "n", "-v"},        // after --, -v is a second NAME
 		{"frobnicate"}, // no such subcommand
 		{"frobnicate", "-r", "127.0.0.1:1"},
+		{"listen", "n", "-r", "127.0.0.1:1", "--max-punches", "0"}, // nonsense limits, flags after NAME
+		{"serve", "--listen", "127.0.0.1:0", "--connect-rate", "-1:5"},
+		{"serve", "--listen", "127.0.0.1:0", "--register-rate", "inf:5"},
+		{"serve", "--listen", "127.0.0.1:0", "--name-connect-rate", "10:0"},
+		{"serve", "--listen", "127.0.0.1:0", "--source-prefix", "33,64"},
+		{"serve", "--listen", "127.0.0.1:0", "--unknown-name-rate", "fast"},
 	} {
 		p := start(t, nil, nil, io.Discard, args...)
 		if code := p.wait(30 * time.Second); code != 2 {

@@ -212,7 +212,11 @@ func writeSummary(w io.Writer) {
 			max = fmt.Sprintf("%.1f", slices.Max(c.ms))
 		}
 		if len(c.failMS) > 0 {
-			gaveUp = fmt.Sprintf("%.1f s", median(c.failMS)/1000)
+			if m := median(c.failMS); m < 1000 {
+				gaveUp = fmt.Sprintf("%.0f ms", m) // at once: the measured classes ruled it out
+			} else {
+				gaveUp = fmt.Sprintf("%.1f s", m/1000)
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t\n", c.name, expect, c.runs, c.ok, c.connected, med, max, gaveUp)
 	}

@@ -146,13 +146,25 @@ func roles(p *natlab.Pair, i int) (listener, dialer *natlab.Host) {
 	return p.B, p.A
 }
 
-// serveIn starts `tcpunch serve` on the rendezvous host and returns the
-// address peers use.
+// serveIn starts `tcpunch serve` on the rendezvous host, with a second
+// address of the cell's family (--alt-addr) so that listen and dial
+// measure their NAT classes, and returns the address peers use.
 func serveIn(t *testing.T, p *natlab.Pair) string {
 	t.Helper()
+	rdv := p.Rendezvous()
+	addAltAddrs(t, rdv)
+	alt := altAddr4
+	if p.Scenario.IPv6 {
+		alt = altAddr6
+	}
 	listen := netip.AddrPortFrom(p.RendezvousAddr(), rdvPort).String()
-	addr, _ := serve(t, in(p.Rendezvous()), listen)
+	addr, _ := serve(t, in(rdv), listen, "--alt-addr", alt.String())
 	return addr
+}
+
+// symmetric: the side's NAT gives every destination its own port.
+func symmetric(s natlab.Side) bool {
+	return s.NAT == natlab.NATSymmetric || s.NAT == natlab.NATSymmetricRandom
 }
 
 func runDirect(t *testing.T, c cell, i int, st *cellStats) {
@@ -218,7 +230,9 @@ func runDirect(t *testing.T, c cell, i int, st *cellStats) {
 
 // runNoPath: no direct path exists; dial must give up within its timeout
 // with exit 3 and one line on stderr naming the problem, and nothing may
-// have been connected.
+// have been connected. Where both NATs are symmetric the measured classes
+// rule a direct path out (the server has --alt-addr): dial must say so and
+// give up at once, well before its --timeout.
 func runNoPath(t *testing.T, c cell, i int, st *cellStats) {
 	var r run
 	defer func() { r.ok = !r.connected && !t.Failed(); st.record(r) }()
@@ -250,6 +264,16 @@ func runNoPath(t *testing.T, c cell, i int, st *cellStats) {
 	}
 	t.Logf("%s run %d: %s dialed %s, gave up after %.1f s: %s", c.Name, i+1, dialer.Name(), listener.Name(), r.failMS/1000, lastLine(stderr))
 	checkOneLineError(t, stderr, "no direct path")
+	if symmetric(c.A) && symmetric(c.B) {
+		// What waiting out --timeout takes at the least; giving up at
+		// once takes a process start and two round trips.
+		if took := time.Duration(r.failMS * float64(time.Millisecond)); took >= noPathTimeout {
+			t.Errorf("%s: dial gave up after %v, not at once (--timeout %v): the measured classes should rule a direct path out", c.Name, took, noPathTimeout)
+		}
+		if !strings.Contains(lastLine(stderr), "can exist") || !strings.Contains(lastLine(stderr), "gave up at once") {
+			t.Errorf("%s: the error does not say that no direct path can exist between the measured NATs: %s", c.Name, lastLine(stderr))
+		}
+	}
 	if strings.Contains(l.stderr.String(), "connected to") || strings.Contains(stderr, "connected to") {
 		t.Errorf("a side claims a connection:\nlistener:\n%s\ndialer:\n%s", l.stderr.String(), stderr)
 	}

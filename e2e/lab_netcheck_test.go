@@ -35,9 +35,15 @@ func addAltAddrs(t *testing.T, h *natlab.Host) {
 
 // ncFamily is the part of netcheck's JSON a lab test checks.
 type ncFamily struct {
-	Tested    bool
-	Why       string
-	Mapping   struct{ Value, Why string }
+	Tested  bool
+	Why     string
+	Mapping struct {
+		Value, Why   string
+		Observations []struct {
+			To, Mapped string
+			Delta      int `json:"port_delta"`
+		}
+	}
 	Filtering struct{ Value, Why string }
 	Hairpin   struct{ Value, Why string }
 	Port      struct{ Value, Why string } `json:"port_preserved"`
@@ -96,8 +102,9 @@ func TestLabNetcheck(t *testing.T) {
 		{name: "rst", side: natlab.Side{NAT: natlab.NATReject}, v4: natted("endpoint-independent", "yes", "rst"), v6: v6("rst")},
 		{name: "open", side: natlab.Side{NAT: natlab.NATOpen}, v4: natted("endpoint-independent", "yes", "rst"), v6: v6("accepted")},
 		{name: "symmetric", side: natlab.Side{NAT: natlab.NATSymmetric}, v4: natted("address-and-port-dependent", "no", "silent"), v6: v6("silent")},
-		{name: "double", side: natlab.Side{NAT: natlab.NATDrop, Carrier: natlab.NATDrop}, v4: natted("endpoint-independent", "yes", "silent")},
-		{name: "same-nat", side: natlab.Side{NAT: natlab.NATDrop}, same: true, v4: natted("endpoint-independent", "yes", "silent")},
+		{name: "symmetric-random", side: natlab.Side{NAT: natlab.NATSymmetricRandom}, v4: natted("address-and-port-dependent", "no", "silent"), v6: v6("silent")},
+		{name: "double", side: natlab.Side{NAT: natlab.NATDrop, Carrier: natlab.NATDrop}, v4: natted("endpoint-independent", "yes", "silent"), v6: v6("silent")},
+		{name: "same-nat", side: natlab.Side{NAT: natlab.NATDrop}, same: true, v4: natted("endpoint-independent", "yes", "silent"), v6: v6("silent")},
 		{name: "public", side: natlab.Side{}, v4: want{"none", "yes", "accepted", "not measured"}, v6: v6("accepted")},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -126,6 +133,7 @@ func TestLabNetcheck(t *testing.T) {
 					if run == 1 {
 						t.Logf("%s ipv4: %.0f ms in all, rtt %.2f ms; advice: %s", h.Name(), r.ElapsedMS, r.IPv4.RTTms, r.Advice)
 					}
+					t.Logf("%s ipv4 run %d: mapping %s %+v", h.Name(), run, r.IPv4.Mapping.Value, r.IPv4.Mapping.Observations)
 					if c.v6 != nil {
 						r6 := netcheckIn(t, h, srv6)
 						c.v6.check(t, run, h.Name()+" ipv6", r6.IPv6)

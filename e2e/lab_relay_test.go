@@ -136,7 +136,8 @@ func openStdin(t *testing.T) *os.File {
 }
 
 // TestLabRelayEnds: a relayed session that a limit or the server's death
-// ends says so on both sides (exit 1, one line naming the reason).
+// ends says so on both sides: exit 5 (the stream did not end cleanly), one
+// line naming the reason.
 func TestLabRelayEnds(t *testing.T) {
 	natlab.Require(t)
 	t.Parallel()
@@ -171,8 +172,8 @@ func TestLabRelayEnds(t *testing.T) {
 			for who, pr := range map[string]*proc{"dialer": d, "listener": l} {
 				code := pr.wait(runBudget)
 				stderr := pr.stderr.String()
-				if code != 1 || !strings.Contains(lastLine(stderr), c.want) {
-					t.Errorf("%s: exit %d, last line %q; want exit 1 and %q", who, code, lastLine(stderr), c.want)
+				if code != 5 || !strings.Contains(lastLine(stderr), c.want) {
+					t.Errorf("%s: exit %d, last line %q; want exit 5 and %q", who, code, lastLine(stderr), c.want)
 				}
 			}
 		})

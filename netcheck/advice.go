@@ -26,5 +26,15 @@ func Advise(r *Report) string {
 	case m.Symmetric():
 		return "your NAT is symmetric (a new public port per destination): direct TCP will work only with peers that accept connections from anywhere; every other peer will need the relay"
 	}
-	return "the NAT mapping was not measured (" + f.Mapping.Why + "): whether direct punching can work from here is unknown"
+	// Not measured. Port preservation is only a hint (an
+	// endpoint-independent NAT may renumber a port already in use, and
+	// some symmetric NATs keep the first one), so it is given as one.
+	hint := ""
+	switch {
+	case f.BehindNAT.Answer == Yes && f.PortPreserved.Answer == No:
+		hint = "; hint: the NAT changed our port, which symmetric NATs do: if peers behind NATs fail to connect, expect to need the relay"
+	case f.BehindNAT.Answer == Yes && f.PortPreserved.Answer == Yes:
+		hint = "; hint: the NAT kept our port, as endpoint-independent NATs usually do"
+	}
+	return "the NAT mapping was not measured (" + f.Mapping.Why + "): whether direct punching can work from here is unknown" + hint
 }

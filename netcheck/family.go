@@ -14,7 +14,7 @@ import (
 	"github.com/tcpunch/tcpunch/sockopt"
 )
 
-const noAlt = "the server has no second address for this family (run it with --alt-addr)"
+const noAlt = "the server has no second address for this family; its operator can add one with serve --alt-addr"
 
 // checkFamily runs every test of one family from one reused port: a
 // listener on it, a probe connection from it to the server's primary

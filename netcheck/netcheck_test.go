@@ -139,3 +139,25 @@ func TestReportJSONGolden(t *testing.T) {
 		t.Errorf("report JSON changed shape:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestAdviseNotMeasuredHint: without a mapping measurement the advice says
+// so, and adds port preservation as a hint, never as the class.
+func TestAdviseNotMeasuredHint(t *testing.T) {
+	for _, c := range []struct {
+		preserved netcheck.Answer
+		want      string
+	}{
+		{netcheck.No, "hint: the NAT changed our port, which symmetric NATs do"},
+		{netcheck.Yes, "hint: the NAT kept our port"},
+	} {
+		r := &netcheck.Report{IPv4: netcheck.Family{Network: "ipv4", Tested: true,
+			BehindNAT:     netcheck.Bool{Answer: netcheck.Yes},
+			PortPreserved: netcheck.Bool{Answer: c.preserved},
+			Mapping:       netcheck.MappingResult{Why: "the server has no second address"},
+		}}
+		got := netcheck.Advise(r)
+		if !strings.HasPrefix(got, "the NAT mapping was not measured (the server has no second address)") || !strings.Contains(got, c.want) {
+			t.Errorf("port preserved %v: advice %q, want it to say not measured and %q", c.preserved, got, c.want)
+		}
+	}
+}

@@ -51,6 +51,9 @@ func (p *session) dialLoop(c *candidate) {
 		if !p.waitIdle(c) {
 			return
 		}
+		if !p.waitSYN(p.ctx) || p.hasPeerLeft() { // budget.go, cancel.go
+			return
+		}
 		n := p.countAttempt(c)
 		p.e.emit(Event{Kind: EventAttempt, Addr: c.addr, Attempt: n})
 		sock.Store(nil)
@@ -194,9 +197,10 @@ func (p *session) timeoutErr(c *candidate, d *net.Dialer, n int) error {
 // trip, which took measures. Pausing a random 0–2 of those keeps our SYN in
 // flight about half the time, unsynchronised with the peer's, instead of a
 // fraction RTT/jitter of it (0.1% at LAN round trips with the default
-// 25–125 ms). Bounded below so a LAN peer is not flooded.
+// 25–125 ms). Bounded below (refusedFloor, 10 ms) so that a closed port on
+// a short path is not dialed hundreds of times a second.
 func (c *config) refusedPause(took time.Duration) time.Duration {
-	const floor = time.Millisecond
+	const floor = refusedFloor
 	limit := min(max(2*took, floor), c.jitterMax)
 	return floor + rand.N(limit)
 }

@@ -2,6 +2,7 @@ package punch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -29,8 +30,13 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	}
 	defer ep.Close()
 
+	// The listener may refuse us (busy) after the server answered: the
+	// punch then ends at once with the listener's reason. The engine's own
+	// hook goes last, so no caller's option displaces it.
+	ctx, cancelPunch := context.WithCancelCause(ctx)
+	defer cancelPunch(nil)
 	pi, ctl, err := rendezvous.Connect(ctx, rendezvousAddr, ep.Addr(), name, ep.hostCandidates(rendezvousAddr),
-		cfg.rendezvousOptions()...)
+		append(cfg.rendezvousOptions(), rendezvous.WithPeerRefused(func(err error) { cancelPunch(err) }))...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
 	}
@@ -49,8 +55,11 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	}
 	start := time.Now()
 	c, err := ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
-		Relay: relay})
+		Relay: relay, policy: policyFor(rendezvousAddr, pi.Observed, pi.Candidates)})
 	report(ctx, &cfg, reporter, pi, c, err, time.Since(start))
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, rendezvous.ErrPeerRefused) {
+		return nil, fmt.Errorf("%w: %w", ErrRendezvous, cause)
+	}
 	return c, err
 }
 

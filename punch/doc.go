@@ -26,6 +26,8 @@
 //	WithVerifyTimeout      error                       error
 //	WithPunchTimeout       error                       error
 //	WithRetryJitter        0: no pause (min ≤ max)     error
+//	WithMaxSYNRate         error                       error
+//	WithMaxPunches         error                       error
 //	WithKeepAlive          the default, 15 s           keepalive off
 //	WithLocalAddr          0.0.0.0, a port the kernel picks (zero AddrPort)
 //	WithRelayBudget        error                       error

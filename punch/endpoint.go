@@ -37,6 +37,9 @@ type Endpoint struct {
 	punches  map[[16]byte]*session
 	finished map[[16]byte]time.Time // recently ended sessions: their late conns are refused at once
 	regCh    chan struct{}          // closed and replaced whenever a punch registers
+
+	syns      *synBucket             // budget.go: SYNs per second of all punches
+	cancelled map[[16]byte]time.Time // cancel.go: sessions whose peer left before their punch began
 }
 
 // finishedTTL is how long a finished session's tag is remembered.
@@ -64,6 +67,9 @@ func NewEndpoint(ctx context.Context, local netip.AddrPort, opts ...Option) (*En
 		punches:  make(map[[16]byte]*session),
 		finished: make(map[[16]byte]time.Time),
 		regCh:    make(chan struct{}),
+
+		syns:      newSYNBucket(cfg.endpointSYNRate),
+		cancelled: make(map[[16]byte]time.Time),
 	}
 	if _, err := rand.Read(e.instance[:]); err != nil {
 		return nil, fmt.Errorf("punch: making instance id: %w", err)
@@ -242,6 +248,9 @@ func (e *Endpoint) register(p *session) error {
 		}
 	}
 	delete(e.finished, p.tag)
+	if e.takeCancelledLocked(p.tag) { // cancel.go
+		p.peerLeft = true
+	}
 	e.punches[p.tag] = p
 	close(e.regCh)
 	e.regCh = make(chan struct{})

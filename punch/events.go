@@ -23,6 +23,7 @@ const (
 	EventFailed                           // a punch a Listener started for a dialer failed (Err says why)
 	EventRelaying                         // opening the relay leg (Detail says why)
 	EventRelayFailed                      // the relay did not connect (Err says why); direct attempts go on
+	EventRefused                          // a Listener refused a dialer without punching (Err matches ErrBusy)
 )
 
 func (k EventKind) String() string {
@@ -47,6 +48,8 @@ func (k EventKind) String() string {
 		return "relaying"
 	case EventRelayFailed:
 		return "relay-failed"
+	case EventRefused:
+		return "refused"
 	}
 	return "unknown"
 }

@@ -24,8 +24,9 @@ type Listener struct {
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 
-	mu  sync.Mutex
-	err error // why the listener stopped, once it has
+	mu     sync.Mutex
+	err    error // why the listener stopped, once it has
+	active int   // punches running, against cfg.maxPunches
 }
 
 // Listen registers name at the rendezvous server at rendezvousAddr and
@@ -45,13 +46,13 @@ func Listen(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*
 		return nil, err
 	}
 	reg, err := rendezvous.Register(ctx, rendezvousAddr, ep.Addr(), name, ep.hostCandidates(rendezvousAddr),
-		cfg.rendezvousOptions()...)
+		append(cfg.rendezvousOptions(), rendezvous.WithSessionCancelled(ep.cancelSession))...)
 	if err != nil {
 		ep.Close()
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
 	}
 	ep.emit(Event{Kind: EventRegistered, Addr: reg.Observed(), Detail: name})
-	l := &Listener{ep: ep, reg: reg, rendezvous: rendezvousAddr, cfg: cfg, conns: make(chan *Conn)}
+	l := &Listener{ep: ep, reg: reg, cfg: cfg, conns: make(chan *Conn), rendezvous: rendezvousAddr}
 	l.ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	l.wg.Add(1)
 	go l.serve()
@@ -74,14 +75,18 @@ func (l *Listener) serve() {
 			l.ep.emit(Event{Kind: EventFailed, Addr: pi.Candidates[0], Err: err})
 			continue
 		}
+		if !l.admit(pi) { // budget.go: refused through the server, not queued
+			continue
+		}
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
+			defer l.done()
 			ctx, cancel := context.WithTimeout(l.ctx, l.cfg.punchTimeout)
 			defer cancel()
 			start := time.Now()
 			c, err := l.ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlled, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
-				Relay: relay})
+				Relay: relay, policy: policyFor(l.rendezvous, pi.Observed, pi.Candidates)})
 			if l.ctx.Err() == nil { // a listener closing abandons its punches: nothing to report
 				report(l.ctx, &l.cfg, l.reg, pi, c, err, time.Since(start))
 			}

@@ -47,6 +47,11 @@ type config struct {
 	err            error // the options that made no sense, joined
 	noReport       bool  // for Listen and Dial: WithoutOutcomeReport
 
+	// Bounds on the work untrusted dialers can cause (budget.go).
+	synRate         int // SYNs per second per punch
+	endpointSYNRate int // SYNs per second per Endpoint
+	maxPunches      int // concurrent punches per Listener
+
 	// Testing hooks, set only by this package's tests.
 	noListen bool // never listen: forces the dial-only (simultaneous-open) path
 	dialSelf bool // dial candidates equal to our own endpoint, to exercise the post-connect guard
@@ -64,6 +69,10 @@ func newConfig(opts []Option) (config, error) {
 		verifyTimeout:  defaultVerifyTimeout,
 		punchTimeout:   defaultPunchTimeout,
 		relayBudget:    DefaultRelayBudget,
+
+		synRate:         defaultSYNsPerSecond,
+		endpointSYNRate: defaultEndpointSYNsPerSecond,
+		maxPunches:      defaultMaxPunches,
 	}
 	for _, o := range opts {
 		if o != nil {

@@ -31,6 +31,9 @@ func TestNonsenseOptionsAreErrors(t *testing.T) {
 		{WithRelayBudget(0), "WithRelayBudget"},
 		{WithRelayBudget(-time.Second), "WithRelayBudget"},
 		{WithRelay(RelayMode(7)), "WithRelay"},
+		{WithMaxPunches(0), "WithMaxPunches"},
+		{WithMaxSYNRate(0, 400), "WithMaxSYNRate"},
+		{WithMaxSYNRate(50, -1), "WithMaxSYNRate"},
 	} {
 		local := netip.AddrPortFrom(lo4, 0)
 		if e, err := NewEndpoint(ctx, local, tc.opt); err == nil || !strings.Contains(err.Error(), tc.name) {

@@ -63,9 +63,12 @@ func (e *Endpoint) Punch(ctx context.Context, s Session) (*Conn, error) {
 	defer cancel()
 	stopOnClose := context.AfterFunc(e.ctx, cancel)
 	defer stopOnClose()
-	p.ctx = pctx // before register: accepted connections may be adopted at once
+	p.ctx, p.stop = pctx, cancel // before register: accepted connections may be adopted at once
 	if err := e.register(p); err != nil {
 		return nil, err // an *Error
+	}
+	if p.hasPeerLeft() { // cancelled before it began (cancel.go)
+		cancel()
 	}
 
 	for _, c := range p.order {

@@ -196,10 +196,18 @@ func (p *session) relayLoop() {
 		return
 	}
 	rc := &rawConn{relay: leg, local: addrPortOf(leg.LocalAddr()), remote: addrPortOf(leg.RemoteAddr()), dialed: true}
+	// The server answered the leg, so the peer's leg is in too: a cancel
+	// (the peer's control connection closed) lets this exchange finish,
+	// as for a direct connection in verification. The peer may have won
+	// on the relay and left a moment before our hello exchange ended: its
+	// nomination and its control connection's close race through the
+	// server.
+	p.verifyBegin()
 	_ = leg.SetDeadline(time.Now().Add(p.cfg.verifyTimeout))
 	stop := interruptOnDone(p.ctx, leg)
 	v, err := p.exchange(rc, nil)
 	stop()
+	p.verifyEnd()
 	if v != verdictWon {
 		p.release(rc)
 		leg.Close()

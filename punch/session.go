@@ -47,6 +47,10 @@ type Session struct {
 	// used when no direct connection verified within the relay budget
 	// (see [WithRelay]).
 	Relay *Relay
+	// policy, set by Listen and Dial, withholds candidates the rendezvous
+	// should not have handed out (candpolicy.go). Endpoint.Punch callers
+	// choose their candidates themselves.
+	policy *candPolicy
 }
 
 // unmap normalises IPv4-mapped IPv6 addresses, which a dual-stack socket
@@ -86,6 +90,11 @@ type session struct {
 	relayOnly    bool   // RelayAlways: no direct attempts
 	relayPending bool   // the relay may still deliver: the punch is not exhausted
 	relayErr     error  // why relaying did not work, for the failure
+	// cancel.go and budget.go
+	stop      context.CancelFunc // ends the punch
+	peerLeft  bool               // the rendezvous said the peer left
+	verifying int                // hello exchanges in progress
+	syns      *synBucket
 }
 
 // candidate is one remote endpoint of the session and how dialing it goes.
@@ -109,8 +118,9 @@ func (e *Endpoint) newSession(s Session, start time.Time) *session {
 		cands:     make(map[netip.AddrPort]*candidate),
 		won:       make(chan struct{}),
 		exhausted: make(chan struct{}),
+		syns:      newSYNBucket(e.cfg.synRate),
 	}
-	for _, a := range s.Candidates {
+	for i, a := range s.Candidates {
 		a = unmap(a)
 		if _, dup := p.cands[a]; dup {
 			continue
@@ -119,6 +129,8 @@ func (e *Endpoint) newSession(s Session, start time.Time) *session {
 		p.cands[a] = c
 		p.order = append(p.order, c)
 		switch {
+		case s.policy.check(a, i) != nil: // candpolicy.go
+			c.dropped, c.err = true, fmt.Errorf("candidate %v: %w", a, errPolicy)
 		case e.usable(a) != nil:
 			c.dropped, c.err = true, fmt.Errorf("candidate %v: %w", a, e.usable(a))
 		case (e.isSelf(a) || slices.Contains(s.Self, a)) && !e.cfg.dialSelf:
@@ -212,6 +224,8 @@ func (p *session) failure(cause error) *Error {
 		e.Kind = ErrNoCandidates
 	case p.live == 0 && allSelf:
 		e.Kind = ErrOnlySelfConnects
+	case p.peerLeft: // cancel.go
+		e.Kind = ErrPeerLeft
 	case p.peerRejected:
 		e.Kind = ErrPeerRejected
 	case p.live == 0:

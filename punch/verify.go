@@ -36,6 +36,8 @@ func (p *session) run(c *net.TCPConn, peer *hello) (verdict, error) {
 		return verdictDrop, fmt.Errorf("%v: %w", local, errSelfConnect)
 	}
 	rc := &rawConn{c: c, local: local, remote: remote, dialed: peer == nil}
+	p.verifyBegin() // cancel.go: a cancel lets this exchange finish
+	defer p.verifyEnd()
 	// The verify deadline is set before the cancellation hook: the hook's
 	// past deadline must win if the punch has already ended.
 	_ = c.SetDeadline(time.Now().Add(p.cfg.verifyTimeout))

@@ -195,18 +195,23 @@ func (c *controlConn) roundTrip(ctx context.Context, req *message) (*message, er
 	for {
 		select {
 		case msg := <-c.in:
-			if msg.Type.Method == methodGoodbye && msg.Type.Class == stun.ClassIndication {
-				return nil, fmt.Errorf("%w: %w", errGoodbye, msg.serverError())
+			if resp, err, ok := c.answer(req, msg); ok {
+				return resp, err
 			}
-			if msg.TxID != req.TxID || msg.Type.Method != req.Type.Method || msg.Type.Class == stun.ClassRequest || msg.Type.Class == stun.ClassIndication {
-				c.log.Debug("unexpected message ignored", "type", msg.Type.String())
-				continue
-			}
-			if msg.Type.Class == stun.ClassErrorResponse {
-				return nil, msg.serverError()
-			}
-			return msg, nil
 		case <-c.dead:
+			// A server that answers and closes at once (429, Goodbye):
+			// the answer may still wait in c.in, and wins over the close.
+			for {
+				select {
+				case msg := <-c.in:
+					if resp, err, ok := c.answer(req, msg); ok {
+						return resp, err
+					}
+					continue
+				default:
+				}
+				break
+			}
 			if c.err != nil {
 				return nil, c.err
 			}
@@ -215,6 +220,21 @@ func (c *controlConn) roundTrip(ctx context.Context, req *message) (*message, er
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// answer says whether msg answers req (ok), and with what.
+func (c *controlConn) answer(req, msg *message) (resp *message, err error, ok bool) {
+	if msg.Type.Method == methodGoodbye && msg.Type.Class == stun.ClassIndication {
+		return nil, fmt.Errorf("%w: %w", errGoodbye, msg.serverError()), true
+	}
+	if msg.TxID != req.TxID || msg.Type.Method != req.Type.Method || msg.Type.Class == stun.ClassRequest || msg.Type.Class == stun.ClassIndication {
+		c.log.Debug("unexpected message ignored", "type", msg.Type.String())
+		return nil, nil, false
+	}
+	if msg.Type.Class == stun.ClassErrorResponse {
+		return nil, msg.serverError(), true
+	}
+	return msg, nil, true
 }
 
 // startDrain discards, in a goroutine Close waits for, what the server
@@ -233,6 +253,10 @@ func (c *controlConn) drain() {
 	for {
 		select {
 		case msg := <-c.in:
+			if msg.Type.Method == methodRefuse && msg.Type.Class == stun.ClassIndication && c.cfg.onRefused != nil { // cancel_client.go
+				c.cfg.onRefused(&PeerRefusedError{ServerError{Code: msg.Code, Reason: msg.Reason}})
+				continue
+			}
 			c.log.Debug("message after peer info ignored", "type", msg.Type.String())
 		case <-c.dead:
 			return

@@ -65,6 +65,9 @@
 //	WithRelayMaxDuration(d)      unlimited                     error
 //	WithRelayTokenTTL(d)         error                         error
 //	WithOwnerKey(nil)            nil means no key              - (not 64 bytes: error)
+//	WithRegisterRate(r, b) etc.  r 0: no limit; b 0: error     error (NaN, ±Inf: error)
+//	WithSourcePrefix(v4, v6)     /0: one source for all        error (> 32, > 128: error)
+//	WithMaxRateEntries(n)        error                         error
 //	WithAltAddr(ap)              port 0: the kernel chooses    -
 //	WithDialBack(d, burst, n)    error                         error
 //	WithNATCheck(bool)           -                             -

@@ -17,6 +17,8 @@ const (
 	CodeNameTaken        = 409 // Register: another listener holds the name
 	CodeUnknownAttribute = 420 // unknown comprehension-required attribute (RFC 8489)
 	CodeTooManyConns     = 429 // Goodbye: too many connections from the source IP
+	CodeTooManyRequests  = 429 // Register, Connect: the source's or the name's rate limit (ratelimit.go)
+	CodeListenerBusy     = 503 // Refuse: the listener is at its cap of concurrent punches
 	CodeServerError      = 500 // the server failed
 	CodeShuttingDown     = 503 // Goodbye: the server is shutting down
 	CodeCapacity         = 508 // Goodbye: the server is at its connection limit

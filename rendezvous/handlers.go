@@ -54,7 +54,13 @@ func (c *peerConn) handle(msg *message, unknown []stun.AttrType) {
 		// A Binding indication is a STUN keepalive: nothing to do. Other
 		// indications are the server's own; a client has no business
 		// sending them.
-		if msg.Type.Method != stun.MethodBinding {
+		switch msg.Type.Method {
+		case stun.MethodBinding:
+		case methodRefuse: // cancel.go
+			if c.isListener() {
+				c.refused(msg)
+			}
+		default:
 			c.log.Debug("indication ignored", "type", msg.Type.String())
 		}
 	}
@@ -88,7 +94,9 @@ func (c *peerConn) checkFirst(req *message) (cands []netip.AddrPort, ok bool) {
 
 func (c *peerConn) register(req *message) {
 	cands, ok := c.checkFirst(req)
-	if !ok || !c.checkOwner(req) {
+	// The rate limit comes before the owner check: a challenge (401 and a
+	// fresh nonce) is work too, and costs a token like any Register.
+	if !ok || !c.allowRegister(req) || !c.checkOwner(req) { // ratelimit.go, ownerproof.go
 		return
 	}
 	if c.s.isClosing() {
@@ -122,7 +130,7 @@ func (c *peerConn) register(req *message) {
 
 func (c *peerConn) connect(req *message) {
 	cands, ok := c.checkFirst(req)
-	if !ok || !c.checkOwner(req) {
+	if !ok || !c.allowConnect(req) || !c.checkOwner(req) { // ratelimit.go, ownerproof.go
 		return
 	}
 	c.mu.Lock()
@@ -154,4 +162,10 @@ func (s *Server) checkCandidates(in []netip.AddrPort) ([]netip.AddrPort, error) 
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+func (c *peerConn) isListener() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.role == roleControlled
 }

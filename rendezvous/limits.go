@@ -24,21 +24,25 @@ func defaultNameRule(maxLen int) func(string) error {
 	}
 }
 
-// connLimiter counts connections, in total and per source IP, so one
-// address cannot take the whole server.
+// connLimiter counts connections, in total and per source prefix (an IPv4
+// address, an IPv6 /64 by default: see WithSourcePrefix), so one source
+// cannot take the whole server.
 type connLimiter struct {
-	perIP, total int // <= 0: no cap
-	mu           sync.Mutex
-	byIP         map[netip.Addr]int
-	n            int
+	perIP, total   int // <= 0: no cap
+	v4Bits, v6Bits int
+	mu             sync.Mutex
+	byIP           map[netip.Prefix]int
+	n              int
 }
 
-func newConnLimiter(perIP, total int) *connLimiter {
-	return &connLimiter{perIP: perIP, total: total, byIP: make(map[netip.Addr]int)}
+func newConnLimiter(perIP, total, v4Bits, v6Bits int) *connLimiter {
+	return &connLimiter{perIP: perIP, total: total, v4Bits: v4Bits, v6Bits: v6Bits, byIP: make(map[netip.Prefix]int)}
 }
 
-// acquire takes a slot for ip; on refusal it returns the error code to send.
-func (l *connLimiter) acquire(ip netip.Addr) (ok bool, code int) {
+// acquire takes a slot for addr's source; on refusal it returns the error
+// code to send.
+func (l *connLimiter) acquire(addr netip.Addr) (ok bool, code int) {
+	ip := sourcePrefix(addr, l.v4Bits, l.v6Bits)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.total > 0 && l.n >= l.total {
@@ -52,7 +56,8 @@ func (l *connLimiter) acquire(ip netip.Addr) (ok bool, code int) {
 	return true, 0
 }
 
-func (l *connLimiter) release(ip netip.Addr) {
+func (l *connLimiter) release(addr netip.Addr) {
+	ip := sourcePrefix(addr, l.v4Bits, l.v6Bits)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.n--

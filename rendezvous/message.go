@@ -260,7 +260,7 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 		msg.Mapped = plainMapped
 	}
 	if msg.Report != nil {
-		msg.Report.size = len(raw)
+		msg.Report.finish(len(raw))
 	}
 	return msg, unknown, nil
 }

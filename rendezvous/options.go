@@ -78,6 +78,12 @@ type serverConfig struct {
 	tracer        Tracer
 	err           error // the invalid options, reported by Serve
 
+	// Rate limits and candidate policy (ratelimit.go, candpolicy.go).
+	registerRate, connectRate, unknownRate, nameConnectRate rate
+	v4Bits, v6Bits                                          int
+	maxRateEntries                                          int
+	loopback                                                int8 // 0 auto (allowed on a loopback server), 1 allow, -1 withhold
+
 	// NAT behaviour discovery (altaddr.go, dialback.go).
 	alts             []netip.AddrPort
 	dialBackTimeout  time.Duration
@@ -101,6 +107,14 @@ func newServerConfig(opts []ServerOption) *serverConfig {
 		kernelRTT:     true,
 		relay:         defaultRelayConfig(),
 		tracer:        NopTracer{},
+
+		registerRate:    rate{DefaultRegisterRate, DefaultRegisterBurst},
+		connectRate:     rate{DefaultConnectRate, DefaultConnectBurst},
+		unknownRate:     rate{DefaultUnknownNameRate, DefaultUnknownNameBurst},
+		nameConnectRate: rate{DefaultNameConnectRate, DefaultNameConnectBurst},
+		v4Bits:          DefaultIPv4PrefixBits,
+		v6Bits:          DefaultIPv6PrefixBits,
+		maxRateEntries:  DefaultMaxRateEntries,
 
 		dialBackTimeout:  DefaultDialBackTimeout,
 		dialBackBurst:    DefaultDialBackBurst,
@@ -128,6 +142,9 @@ type clientConfig struct {
 	ownerKey       ed25519.PrivateKey // WithOwnerKey (ownerproof_client.go)
 
 	err error // the invalid options, reported by every call
+
+	onCancel  func(tag [16]byte) // cancel_client.go
+	onRefused func(err error)
 
 	// goroutineExit, when set (by tests only), runs as each goroutine of a
 	// control connection ends.
@@ -270,8 +287,9 @@ func WithMaxCandidates(n int) ServerOption {
 	})
 }
 
-// WithMaxConnsPerIP caps simultaneous connections from one source IP
-// address (default 64). 0 removes the cap; n must not be negative.
+// WithMaxConnsPerIP caps simultaneous connections from one source (an
+// IPv4 address or an IPv6 /64 by default; see [WithSourcePrefix])
+// (default 64). 0 removes the cap; n must not be negative.
 func WithMaxConnsPerIP(n int) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) {
 		if n < 0 {

@@ -3,6 +3,7 @@ package rendezvous
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"net/netip"
 	"strings"
@@ -14,18 +15,25 @@ import (
 // with an error that names the option, instead of being clamped or ignored.
 func TestInvalidServerOptions(t *testing.T) {
 	cases := map[string]ServerOption{
-		"WithMaxMessageSize(19)":    WithMaxMessageSize(19),
-		"WithMaxMessageSize(65556)": WithMaxMessageSize(maxWireMessageSize + 1),
-		"WithKeepAlive(0s)":         WithKeepAlive(0),
-		"WithMaxNameLength(0)":      WithMaxNameLength(0),
-		"WithMaxNameLength(256)":    WithMaxNameLength(256),
-		"WithMaxCandidates(-1)":     WithMaxCandidates(-1),
-		"WithMaxConnsPerIP(-1)":     WithMaxConnsPerIP(-1),
-		"WithMaxConns(-1)":          WithMaxConns(-1),
-		"WithReadTimeout(-1s)":      WithReadTimeout(-time.Second),
-		"WithIdleTimeout(0s)":       WithIdleTimeout(0),
-		"WithWriteTimeout(0s)":      WithWriteTimeout(0),
-		"WithPingTimeout(-1ms)":     WithPingTimeout(-time.Millisecond),
+		"WithMaxMessageSize(19)":       WithMaxMessageSize(19),
+		"WithMaxMessageSize(65556)":    WithMaxMessageSize(maxWireMessageSize + 1),
+		"WithKeepAlive(0s)":            WithKeepAlive(0),
+		"WithMaxNameLength(0)":         WithMaxNameLength(0),
+		"WithMaxNameLength(256)":       WithMaxNameLength(256),
+		"WithMaxCandidates(-1)":        WithMaxCandidates(-1),
+		"WithMaxConnsPerIP(-1)":        WithMaxConnsPerIP(-1),
+		"WithMaxConns(-1)":             WithMaxConns(-1),
+		"WithReadTimeout(-1s)":         WithReadTimeout(-time.Second),
+		"WithIdleTimeout(0s)":          WithIdleTimeout(0),
+		"WithWriteTimeout(0s)":         WithWriteTimeout(0),
+		"WithPingTimeout(-1ms)":        WithPingTimeout(-time.Millisecond),
+		"WithRegisterRate(-1, 10)":     WithRegisterRate(-1, 10),
+		"WithConnectRate(10, 0)":       WithConnectRate(10, 0),
+		"WithUnknownNameRate(NaN, 10)": WithUnknownNameRate(math.NaN(), 10),
+		"WithNameConnectRate(+Inf, 1)": WithNameConnectRate(math.Inf(1), 1),
+		"WithSourcePrefix(33, 64)":     WithSourcePrefix(33, 64),
+		"WithSourcePrefix(32, 129)":    WithSourcePrefix(32, 129),
+		"WithMaxRateEntries(0)":        WithMaxRateEntries(0),
 	}
 	for name, opt := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -233,11 +233,13 @@ func TestProtectedNameNeedsTheKey(t *testing.T) {
 	if _, err := Register(ctx, addr, anyLocal, "open", nil, WithOwnerKey(priv[:10])); !errors.Is(err, ErrInvalidOption) {
 		t.Errorf("a 10-byte key: %v, want ErrInvalidOption", err)
 	}
-	// The owner's listener was never displaced.
+	// The owner's listener was never displaced. The dialer stays until the
+	// listener has its peer info: a dialer that leaves first is cancelled,
+	// and the server sends the listener nothing for it.
 	if _, c, err := Connect(ctx, addr, anyLocal, name, nil, WithOwnerKey(priv)); err != nil {
 		t.Errorf("the owner's Connect: %v", err)
 	} else {
-		c.Close()
+		defer c.Close()
 	}
 	if _, err := reg.Next(ctx); err != nil {
 		t.Errorf("the owner's listener: %v", err)
@@ -588,7 +590,7 @@ func TestRestartSquatterOnOpenNameIsSurfaced(t *testing.T) {
 	if _, c, err := Connect(ctx, g.Addr().String(), anyLocal, "open-name", nil); err != nil {
 		t.Fatal(err)
 	} else {
-		c.Close()
+		defer c.Close() // until the squatter has its peer info (see above)
 	}
 	if _, err := squatter.Next(ctx); err != nil {
 		t.Errorf("squatter: %v", err)
@@ -618,13 +620,15 @@ func TestRestartProtectedNameComesBack(t *testing.T) {
 		var err error
 		pi, c, err = Connect(ctx, addr, anyLocal, name, nil, WithOwnerKey(priv))
 		if err == nil {
-			c.Close()
+			defer c.Close() // until the listener has its peer info (see above)
 			break
 		}
 		if !errors.Is(err, ErrUnknownName) || ctx.Err() != nil {
 			t.Fatalf("connect after restart: %v", err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		// Slow enough for the unknown-name rate limit (2/s, bursts of 10)
+		// for as long as the listener's backoff (at most 100 ms) can take.
+		time.Sleep(100 * time.Millisecond)
 	}
 	got, err := reg.Next(ctx)
 	if err != nil {

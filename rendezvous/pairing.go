@@ -3,6 +3,7 @@ package rendezvous
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -89,6 +90,8 @@ func encodeBytes(msg *message) ([]byte, error) {
 	return m.Raw, nil
 }
 
+var errDialerLeft = errors.New("the dialer left")
+
 // pair introduces dialer d to the listener holding req.Name.
 func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 	times := pairTimes{arrived: time.Now()}
@@ -98,8 +101,14 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 		l = nil
 	}
 	if l == nil {
-		log.Info("connect to unknown name")
+		if !d.allowUnknown(req) { // ratelimit.go
+			return
+		}
+		log.Debug("connect to unknown name")
 		_ = d.send(errorResponse(req, CodeUnknownName, fmt.Sprintf("no listener holds %q", req.Name)))
+		return
+	}
+	if !d.allowName(req) { // ratelimit.go
 		return
 	}
 	var tag [tagSize]byte
@@ -127,6 +136,8 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 	d.mu.Lock()
 	dClass := d.class
 	d.mu.Unlock()
+	// candpolicy.go: what each side may be told of the other's host candidates.
+	dCands, lCands = s.handOut(d, l, dCands), s.handOut(l, d, lCands)
 	toL, errL := encodeBytes(&message{
 		Type: stun.NewType(methodPeerInfo, stun.ClassIndication), TxID: newTxID(),
 		Name: req.Name, Mapped: l.remote, Candidates: withObserved(d.remote, dCands),
@@ -147,9 +158,21 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 		return
 	}
 
+	// cancel.go: from here on the listener hears if the dialer leaves; a
+	// dialer that left already gets nothing sent on its behalf.
+	if !s.sessions.open(tag, l, d) {
+		s.stats.pairingsAbandoned.add()
+		log.Debug("dialer left before pairing; nothing sent")
+		return
+	}
 	start := time.Now()
 	sendL := func() error {
 		time.Sleep(time.Until(start.Add(delayL)))
+		select {
+		case <-d.closed: // the dialer left during the delay: no peer info for nobody
+			return errDialerLeft
+		default:
+		}
 		return times.sent(&times.sentL, l.sendRaw(toL))
 	}
 	sendD := func() error {
@@ -157,21 +180,31 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 		return times.sent(&times.sentD, d.sendRaw(toD))
 	}
 	if delayL <= delayD { // the listener is the farther one: it goes first
-		if err := sendL(); err != nil {
+		if err := sendL(); errors.Is(err, errDialerLeft) {
+			s.stats.pairingsAbandoned.add()
+			log.Debug("dialer left before its peer info was sent")
+			return
+		} else if err != nil {
 			log.Info("listener went away during pairing", "err", err)
 			_ = d.send(errorResponse(req, CodeUnknownName, fmt.Sprintf("the listener of %q went away", req.Name)))
 			return
 		}
 		if err := sendD(); err != nil {
 			log.Info("dialer went away during pairing", "err", err)
+			return
 		}
 	} else {
 		if err := sendD(); err != nil {
 			log.Info("dialer went away during pairing", "err", err)
 			return
 		}
-		if err := sendL(); err != nil {
+		if err := sendL(); errors.Is(err, errDialerLeft) {
+			s.stats.pairingsAbandoned.add()
+			log.Debug("dialer left before the listener's peer info was sent")
+			return
+		} else if err != nil {
 			log.Info("listener went away during pairing", "err", err)
+			return
 		}
 	}
 	s.tracePaired(times, rttL, rttD, srcL, srcD)

@@ -39,7 +39,10 @@ type peerConn struct {
 	ka      *time.Timer
 	leg     *relaySession // set once this connection is a relay leg (relay_session.go)
 
-	legReq *message // a Relay request: the serve loop hands the connection to serveLeg
+	legReq *message      // a Relay request: the serve loop hands the connection to serveLeg
+	gone   bool          // closed: a pairing must not start (cancel.go)
+	tag    [tagSize]byte // a dialer's session, once its pairing sent (cancel.go)
+	hasTag bool
 
 	auth ownerAuth // owner proofs and the resume token (ownerproof.go)
 
@@ -81,7 +84,7 @@ func (c *peerConn) serve() {
 		buf = raw[:0]
 		msg, unknown, err := decodeMessage(raw)
 		if err != nil {
-			c.log.Info("closing connection: malformed message", "err", err)
+			c.bad("malformed message", err)
 			if t, txid := headerOf(raw); t.Class == stun.ClassRequest {
 				_ = c.send(errorResponse(&message{Type: t, TxID: txid}, CodeBadRequest, err.Error()))
 			}
@@ -101,19 +104,19 @@ func (c *peerConn) readFailed(err error, first, inMsg bool) {
 	case errors.Is(err, io.EOF):
 		c.log.Debug("connection closed by client")
 	case errors.Is(err, os.ErrDeadlineExceeded) && inMsg:
-		c.log.Info("closing connection: message not completed within the read timeout")
+		c.bad("message not completed within the read timeout", nil)
 	case errors.Is(err, os.ErrDeadlineExceeded) && first:
-		c.log.Info("closing connection: no message within the read timeout")
+		c.bad("no message within the read timeout", nil)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.log.Info("closing connection: idle timeout")
 		c.goodbye(CodeIdleTimeout, "idle timeout")
 	case errors.As(err, &hdrErr):
-		c.log.Info("closing connection: unreadable message", "err", err)
+		c.bad("unreadable message", err)
 		if t, txid := headerOf(hdrErr.hdr[:]); t.Class == stun.ClassRequest {
 			_ = c.send(errorResponse(&message{Type: t, TxID: txid}, CodeBadRequest, err.Error()))
 		}
 	case errors.Is(err, errNotSTUN), errors.Is(err, errMalformed):
-		c.log.Info("closing connection: not a STUN stream", "err", err)
+		c.bad("not a STUN stream", err)
 	case errors.Is(err, net.ErrClosed):
 		// closed by the server
 	default:
@@ -146,6 +149,10 @@ func (c *peerConn) sendRaw(b []byte) error {
 func (c *peerConn) writeLocked(b []byte, timeout time.Duration) error {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
 	if _, err := c.nc.Write(b); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.s.stats.writeTimeouts.add()
+			c.s.badLog.note(c.s.prefixOf(c.remote.Addr()), "write timed out (the client stopped reading)")
+		}
 		if c.closed != nil {
 			go c.close()
 		}
@@ -197,10 +204,22 @@ func (c *peerConn) close() {
 			c.s.reg.release(name, c)
 			c.log.Info("listener gone; name freed", "name", name)
 		}
+		c.s.dialerGone(c)
 		c.s.limit.release(c.remote.Addr())
 		c.s.mu.Lock()
 		delete(c.s.conns, c)
 		c.s.mu.Unlock()
 		c.traceClosed()
 	})
+}
+
+// bad counts and logs (aggregated per source, see badLog) a connection
+// closed for bad input or a read timeout.
+func (c *peerConn) bad(reason string, err error) {
+	c.s.stats.badConns.add()
+	if err != nil {
+		reason += ": " + err.Error()
+	}
+	c.s.badLog.note(c.s.prefixOf(c.remote.Addr()), reason)
+	c.log.Debug("closing connection: " + reason)
 }

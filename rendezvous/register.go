@@ -198,6 +198,10 @@ func (r *Registration) serve(c *controlConn) {
 				case <-r.ctx.Done():
 					return
 				}
+			case msg.Type.Method == methodCancel && msg.Type.Class == stun.ClassIndication:
+				if msg.HasTag && r.cfg.onCancel != nil { // cancel_client.go
+					r.cfg.onCancel(msg.Tag)
+				}
 			case msg.Type.Method == methodGoodbye:
 				r.log.Info("server said goodbye; reconnecting", "err", msg.serverError())
 				return

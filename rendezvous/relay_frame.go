@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"unicode/utf8"
 
 	"github.com/pion/stun/v3"
@@ -183,16 +182,4 @@ func readEnd(r io.Reader, n int) error {
 		return fmt.Errorf("reading the relay's END frame: %w", err)
 	}
 	return &RelayEndedError{Code: int(binary.BigEndian.Uint16(b)), Reason: string(b[2:])}
-}
-
-// sourcePrefix is what the per-source relay limit counts: an IPv4 address,
-// or an IPv6 /64 (one subscriber's usual allocation).
-func sourcePrefix(a netip.Addr) netip.Prefix {
-	a = a.Unmap()
-	bits := 32
-	if a.Is6() {
-		bits = 64
-	}
-	p, _ := a.Prefix(bits)
-	return p
 }

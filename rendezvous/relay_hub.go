@@ -14,8 +14,9 @@ import (
 // TTL, so expiry is a queue; the table is capped so that pairings alone
 // cannot grow it without bound.
 type relayHub struct {
-	cfg *relayConfig
-	log *slog.Logger
+	cfg            *relayConfig
+	log            *slog.Logger
+	v4Bits, v6Bits int // the source prefix of the per-source limit
 
 	mu       sync.Mutex
 	tokens   map[RelayToken]*relaySession
@@ -29,8 +30,16 @@ type relayHub struct {
 // pairing but used only by the few that relay.
 const maxRelayTokens = 1 << 16
 
-func newRelayHub(cfg *relayConfig, log *slog.Logger) *relayHub {
-	return &relayHub{cfg: cfg, log: log, tokens: make(map[RelayToken]*relaySession), bySource: make(map[netip.Prefix]int)}
+func newRelayHub(cfg *relayConfig, log *slog.Logger, v4Bits, v6Bits int) *relayHub {
+	return &relayHub{cfg: cfg, log: log, v4Bits: v4Bits, v6Bits: v6Bits,
+		tokens: make(map[RelayToken]*relaySession), bySource: make(map[netip.Prefix]int)}
+}
+
+// sourcePrefix is what the per-source relay limit counts: the server's
+// source prefix (WithSourcePrefix: an IPv4 address and an IPv6 /64 by
+// default), as for its other per-source limits.
+func (h *relayHub) sourcePrefix(a netip.Addr) netip.Prefix {
+	return sourcePrefix(a, h.v4Bits, h.v6Bits)
 }
 
 // issue makes a token for a pairing of a dialer seen at dialer and a
@@ -54,7 +63,7 @@ func (h *relayHub) issue(dialer, listener netip.Addr) RelayToken {
 		joined:  make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	s.want[0], s.want[1] = sourcePrefix(dialer), sourcePrefix(listener)
+	s.want[0], s.want[1] = h.sourcePrefix(dialer), h.sourcePrefix(listener)
 	s.log = h.log.With("relay", s.token.String())
 	h.tokens[s.token] = s
 	h.expiry = append(h.expiry, s)
@@ -96,7 +105,7 @@ func (h *relayHub) join(c *peerConn, tc *net.TCPConn, req *message, role Role) (
 	}
 	refused := &errRelay{CodeForbidden, "relay token unknown, expired or already used"}
 	now := time.Now()
-	src := sourcePrefix(c.remote.Addr())
+	src := h.sourcePrefix(c.remote.Addr())
 	i := 0
 	if role == RoleControlled {
 		i = 1

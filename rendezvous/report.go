@@ -103,12 +103,27 @@ func fromWire[T any](table []T, b byte, other T) T {
 // wireReport is a PunchReport on the wire, as decoded.
 type wireReport struct {
 	r    PunchReport
-	seen uint8 // report attributes seen, bit (type - attrPunchPath)
-	bad  bool  // malformed or repeated: the report is ignored
-	size int   // of the whole message
+	seen uint8 // report attributes seen while decoding, bit (type - attrPunchPath)
+	bad  bool  // malformed, repeated, without a path or too large: the report is ignored
+}
+
+// finish ends decoding a report carried by a message of size bytes: what
+// makes it unusable is folded into bad, and a bad report keeps nothing
+// else, so that decoding, encoding and decoding again means the same.
+func (w *wireReport) finish(size int) {
+	if w.bad || w.seen&1 == 0 || size > maxReportSize {
+		*w = wireReport{bad: true}
+	}
+	w.seen = 0
 }
 
 func (w *wireReport) encode(m *stun.Message) {
+	if w.bad {
+		// Path 0 is no path: the receiver ignores the report, as this
+		// side would have.
+		m.Add(attrPunchPath, []byte{0})
+		return
+	}
 	r := w.r
 	m.Add(attrPunchPath, []byte{wireOf(pathWire, r.Path, 0)}) // 0: no path; the server ignores the report
 	m.Add(attrPunchMethod, []byte{wireOf(methodWire, r.Method, 0xFF)})
@@ -211,12 +226,10 @@ func (c *peerConn) punchReported(msg *message, unknown []stun.AttrType) {
 	w := msg.Report
 	var why string
 	switch {
-	case w == nil || w.bad || w.seen&1 == 0:
-		why = "malformed, or no path"
+	case w == nil || w.bad:
+		why = fmt.Sprintf("malformed, without a path, or over %d bytes", maxReportSize)
 	case len(unknown) > 0:
 		why = fmt.Sprintf("unknown comprehension-required attributes %v", unknown)
-	case w.size > maxReportSize:
-		why = fmt.Sprintf("%d bytes, at most %d", w.size, maxReportSize)
 	case !msg.HasTag:
 		why = "no session tag"
 	case !c.reports.take(msg.Tag):

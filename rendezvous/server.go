@@ -25,6 +25,12 @@ type Server struct {
 	limit *connLimiter
 	relay *relayHub
 
+	// Hardening (ratelimit.go, stats.go, badlog.go, cancel.go).
+	rate     *rateLimits
+	stats    serverStats
+	badLog   *badLog
+	sessions *sessionTable
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	order     []net.Listener // for Addr: the first one still serving
@@ -45,8 +51,11 @@ func NewServer(opts ...ServerOption) *Server {
 		cfg:       cfg,
 		log:       cfg.log,
 		reg:       newRegistry(cfg.tracer.Listeners),
-		limit:     newConnLimiter(cfg.maxConnsPerIP, cfg.maxConns),
-		relay:     newRelayHub(&cfg.relay, cfg.log),
+		limit:     newConnLimiter(cfg.maxConnsPerIP, cfg.maxConns, cfg.v4Bits, cfg.v6Bits),
+		rate:      newRateLimits(cfg),
+		badLog:    newBadLog(cfg.log),
+		sessions:  newSessionTable(),
+		relay:     newRelayHub(&cfg.relay, cfg.log, cfg.v4Bits, cfg.v6Bits),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*peerConn]struct{}),
 		dialBacks: newDialBackLimiter(cfg),
@@ -245,7 +254,8 @@ func (s *Server) startConn(nc net.Conn) {
 	}
 	log := s.log.With("remote", remote.String())
 	if ok, code := s.limit.acquire(remote.Addr()); !ok {
-		log.Warn("connection refused by limit", "code", code)
+		s.stats.connsRefused.add()
+		s.badLog.note(s.prefixOf(remote.Addr()), fmt.Sprintf("refused by the connection limit (%d)", code))
 		s.traceRefusedConn(remote, refusalOf(code))
 		// Off the accept loop: a slow peer must not stall accepting.
 		go func() {

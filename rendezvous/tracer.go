@@ -59,7 +59,7 @@ const (
 	RefusedNone         Refusal = ""
 	RefusedPerIP        Refusal = "per_ip_limit"  // --max-conns-per-ip (429)
 	RefusedCapacity     Refusal = "capacity"      // --max-conns (508)
-	RefusedRateLimit    Refusal = "rate_limit"    // a rate limit (none yet)
+	RefusedRateLimit    Refusal = "rate_limit"    // a rate limit (429)
 	RefusedShuttingDown Refusal = "shutting_down" // drain in progress (503)
 )
 

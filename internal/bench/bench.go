@@ -30,7 +30,7 @@ type Config struct {
 }
 
 // Names of the benchmarks, in the order they run.
-var Names = []string{"connect", "idle", "pairing", "burst", "stun", "data"}
+var Names = []string{"connect", "natcheck", "idle", "pairing", "burst", "stun", "data"}
 
 // Command is the hidden `tcpunch bench` command.
 func Command() *cli.Command {
@@ -65,7 +65,7 @@ goes only to loopback and to the lab's network namespaces.
 			}
 			return Run(c.Context, cfg)
 		},
-		Subcommands: []*cli.Command{peerCommand(), serveCommand()},
+		Subcommands: []*cli.Command{peerCommand(), natCheckPeerCommand(), serveCommand()},
 	}
 }
 

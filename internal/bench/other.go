@@ -29,3 +29,7 @@ func peerCommand() *cli.Command {
 func serveCommand() *cli.Command {
 	return &cli.Command{Name: "serve", Hidden: true, Action: func(*cli.Context) error { return errLinuxOnly }}
 }
+
+func natCheckPeerCommand() *cli.Command {
+	return &cli.Command{Name: "natcheck-peer", Hidden: true, Action: func(*cli.Context) error { return errLinuxOnly }}
+}

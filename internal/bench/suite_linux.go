@@ -10,12 +10,13 @@ import (
 )
 
 var suite = map[string]func(context.Context, Config) error{
-	"connect": benchConnect,
-	"idle":    benchIdle,
-	"pairing": benchPairing,
-	"burst":   benchBurst,
-	"stun":    benchSTUN,
-	"data":    benchData,
+	"connect":  benchConnect,
+	"natcheck": benchNATCheck,
+	"idle":     benchIdle,
+	"pairing":  benchPairing,
+	"burst":    benchBurst,
+	"stun":     benchSTUN,
+	"data":     benchData,
 }
 
 // machine describes where the numbers come from.

@@ -28,6 +28,7 @@ type Peer struct {
 	Stdout      io.Writer
 	Stderr      io.Writer
 	Logger      *slog.Logger
+	Extra       []punch.Option // more engine options (e.g. punch.WithMaxPunches for listen)
 }
 
 func (p *Peer) check(name string) error {
@@ -66,6 +67,7 @@ func (p *Peer) options(prog *progress) []punch.Option {
 		opts = append(opts, punch.WithLogger(p.Logger))
 	}
 	opts = append(opts, p.relayOptions()...)
+	opts = append(opts, p.Extra...)
 	if p.NoReport {
 		opts = append(opts, punch.WithoutOutcomeReport())
 	}

@@ -200,6 +200,8 @@ func natWords(k natlab.NATKind) string {
 		return "firewall-less"
 	case natlab.NATSymmetric:
 		return "symmetric"
+	case natlab.NATSymmetricRandom:
+		return "symmetric (masquerade random)"
 	}
 	return k.String()
 }

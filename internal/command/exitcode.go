@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tcpunch/tcpunch/internal/relay"
 	"github.com/tcpunch/tcpunch/punch"
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
@@ -15,7 +16,8 @@ const (
 	ExitFailure     = 1   // anything else: I/O, a child that failed
 	ExitUsage       = 2   // bad flags or arguments, an unknown command, a malformed --rendezvous
 	ExitNoPath      = 3   // no direct path: the punch timed out or the peer refused verification
-	ExitRendezvous  = 4   // the rendezvous server: unreachable, unknown name, name taken, --port already connected to it
+	ExitRendezvous  = 4   // the rendezvous server: unreachable, unknown name, name taken, listener busy, --port already connected to it
+	ExitIncomplete  = 5   // the peer reset, died or cut the stream, or the relay ended it: data may be lost (the line says how many bytes were sent and acknowledged, or the relay's reason)
 	ExitInterrupted = 130 // a one-shot command interrupted by SIGINT/SIGTERM
 )
 
@@ -42,6 +44,12 @@ func ExitCode(err error) int {
 		return ExitOK
 	case errors.As(err, &e):
 		return e.Code
+	case errors.Is(err, relay.ErrIncomplete),
+		// A relayed stream cut by the server (a limit: END) or by its
+		// death is a stream that did not end cleanly, whichever
+		// direction noticed first.
+		errors.Is(err, rendezvous.ErrRelayEnded), errors.Is(err, rendezvous.ErrRelayLost):
+		return ExitIncomplete
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
 	case errors.Is(err, punch.ErrTimeout), errors.Is(err, punch.ErrPeerRejected),

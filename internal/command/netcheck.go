@@ -37,7 +37,7 @@ func Netcheck(ctx context.Context, server string, asJSON bool, timeout time.Dura
 }
 
 func writeReport(w io.Writer, r *netcheck.Report) {
-	fmt.Fprintf(w, "netcheck against %s (%.1f s)\n", r.Server, r.Elapsed.Seconds())
+	fmt.Fprintf(w, "netcheck against %s (took %v)\n", r.Server, r.Elapsed.Round(time.Millisecond))
 	for _, f := range []netcheck.Family{r.IPv4, r.IPv6} {
 		if !f.Tested {
 			fmt.Fprintf(w, "%s: not measured (%s)\n", f.Network, f.Why)
@@ -47,8 +47,17 @@ func writeReport(w io.Writer, r *netcheck.Report) {
 		line := func(name, value, why string) { fmt.Fprintf(w, "  %-15s %s (%s)\n", name+":", value, why) }
 		line("behind NAT", f.BehindNAT.Answer.String(), f.BehindNAT.Why)
 		line("mapping", f.Mapping.Class.String(), f.Mapping.Why)
-		for _, o := range f.Mapping.Observations[min(1, len(f.Mapping.Observations)):] {
-			fmt.Fprintf(w, "  %-15s %v saw %v (port delta %+d)\n", "", o.To, o.Mapped, o.PortDelta)
+		// Every destination and what it saw, the first too: a symmetric
+		// NAT's deltas are relative to it. One alone is the public line.
+		for i, o := range f.Mapping.Observations {
+			if len(f.Mapping.Observations) < 2 {
+				break
+			}
+			delta := fmt.Sprintf("port delta %+d", o.PortDelta)
+			if i == 0 {
+				delta = "first"
+			}
+			fmt.Fprintf(w, "  %-15s %v saw %v (%s)\n", "", o.To, o.Mapped, delta)
 		}
 		line("port preserved", f.PortPreserved.Answer.String(), f.PortPreserved.Why)
 		line("filtering", f.Filtering.Class.String(), f.Filtering.Why)

@@ -14,8 +14,8 @@
 //
 // Routers are NATs built from nftables with the behaviours seen in the field
 // ([NATKind]): a home router that silently drops unsolicited packets, one that
-// answers them with a TCP RST, one with no input filter, and a symmetric NAT
-// (masquerade fully-random). A router may sit behind another (double NAT) and
+// answers them with a TCP RST, one with no input filter, and two symmetric
+// NATs (masquerade fully-random, and masquerade random). A router may sit behind another (double NAT) and
 // several peers may share one router (Linux masquerade does not hairpin, so
 // they must talk over the LAN). IPv6 is routed without NAT through the same
 // routers, with a stateful firewall of the same kind. Every address used lies

@@ -32,18 +32,27 @@ const (
 	// fully-random) and filters like NATDrop. Direct punching is not
 	// expected to work through it.
 	NATSymmetric
+	// NATSymmetricRandom is `masquerade random` (NF_NAT_RANGE_PROTO_RANDOM,
+	// iptables' --random, as opposed to fully-random): the source port of
+	// every new mapping is randomised. On this kernel that is a fresh
+	// random port per connection, as with fully-random: netcheck sees
+	// every destination (other address; other port of one address) get
+	// its own port, spread over the whole range, never the local port:
+	// address-and-port-dependent. Filters like NATDrop.
+	NATSymmetricRandom
 )
 
 var kindNames = [...]string{
-	NATNone:      "none",
-	NATDrop:      "drop",
-	NATReject:    "rst",
-	NATOpen:      "open",
-	NATSymmetric: "symmetric",
+	NATNone:            "none",
+	NATDrop:            "drop",
+	NATReject:          "rst",
+	NATOpen:            "open",
+	NATSymmetric:       "symmetric",
+	NATSymmetricRandom: "symmetric-random",
 }
 
 // String returns the short name used in scenario names and on the command
-// line: none, drop, rst, open, symmetric.
+// line: none, drop, rst, open, symmetric, symmetric-random.
 func (k NATKind) String() string {
 	if int(k) < len(kindNames) {
 		return kindNames[k]
@@ -52,7 +61,7 @@ func (k NATKind) String() string {
 }
 
 // ParseNATKind is the inverse of [NATKind.String]; it also accepts
-// "reject" for rst, "public" for none and "sym" for symmetric.
+// "reject" for rst, "public" for none and "sym" for symmetric and "random" for symmetric-random.
 func ParseNATKind(s string) (NATKind, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "none", "public":
@@ -65,6 +74,8 @@ func ParseNATKind(s string) (NATKind, error) {
 		return NATOpen, nil
 	case "symmetric", "sym":
 		return NATSymmetric, nil
+	case "symmetric-random", "random":
+		return NATSymmetricRandom, nil
 	}
-	return 0, fmt.Errorf("natlab: unknown NAT kind %q (want none, drop, rst, open or symmetric)", s)
+	return 0, fmt.Errorf("natlab: unknown NAT kind %q (want none, drop, rst, open, symmetric or symmetric-random)", s)
 }

@@ -308,8 +308,10 @@ func TestSymmetricNAT(t *testing.T) {
 	l := newLab(t)
 	ctx := t.Context()
 	sym := must[*natlab.Router](t)(l.AddRouter(ctx, "sym", natlab.NATSymmetric))
+	rnd := must[*natlab.Router](t)(l.AddRouter(ctx, "rnd", natlab.NATSymmetricRandom))
 	eim := must[*natlab.Router](t)(l.AddRouter(ctx, "eim", natlab.NATDrop))
 	ps := must[*natlab.Host](t)(l.AddPeer(ctx, "ps", sym))
+	pr := must[*natlab.Host](t)(l.AddPeer(ctx, "pr", rnd))
 	pe := must[*natlab.Host](t)(l.AddPeer(ctx, "pe", eim))
 	other := must[*natlab.Host](t)(l.AddPublicHost(ctx, "stun2"))
 	serveAddrEcho(t, l.Rendezvous(), "tcp", ":3478")
@@ -329,10 +331,13 @@ func TestSymmetricNAT(t *testing.T) {
 		defer c2.Close()
 		return a, b
 	}
-	if a, b := mapped(ps); a.Port() == b.Port() {
-		t.Errorf("symmetric NAT: both destinations saw port %d, want different ports (%v, %v)", a.Port(), a, b)
-	} else {
-		t.Logf("symmetric NAT: %v and %v", a, b)
+	// fully-random and random both give every destination its own port.
+	for _, h := range []*natlab.Host{ps, pr} {
+		if a, b := mapped(h); a.Port() == b.Port() {
+			t.Errorf("%v NAT: both destinations saw port %d, want different ports (%v, %v)", h.Router().Kind(), a.Port(), a, b)
+		} else {
+			t.Logf("%v NAT: %v and %v", h.Router().Kind(), a, b)
+		}
 	}
 	// The control: the home NAT maps endpoint-independently.
 	if a, b := mapped(pe); a != b {

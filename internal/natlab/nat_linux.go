@@ -17,7 +17,7 @@ import (
 func natTables(kind NATKind) []nftTable {
 	var input, forward []nftRule
 	switch kind {
-	case NATDrop, NATSymmetric:
+	case NATDrop, NATSymmetric, NATSymmetricRandom:
 		// Unsolicited packets to the router and to the LAN vanish.
 		input = append(input, rule(iifname("wan"), drop))
 	case NATReject:
@@ -58,11 +58,12 @@ func natTables(kind NATKind) []nftTable {
 		},
 	}}
 	// A symmetric NAT: a new random source port for every connection,
-	// hence for every destination. (iptables spells it random-fully.)
+	// hence for every destination (iptables spells fully-random
+	// random-fully; `random` is its --random).
 	nat := nftTable{family: nftables.TableFamilyIPv4, name: "nat", chains: []nftChain{{
 		name: "postrouting", typ: nftables.ChainTypeNAT, hook: nftables.ChainHookPostrouting,
 		prio: nftables.ChainPriorityNATSource, policy: nftables.ChainPolicyAccept,
-		rules: []nftRule{rule(oifname("wan"), masquerade(kind == NATSymmetric))},
+		rules: []nftRule{rule(oifname("wan"), masquerade(kind))},
 	}}}
 	return []nftTable{filter, nat}
 }

@@ -232,10 +232,14 @@ func rejectTCPReset() piece {
 	return piece{"reject with tcp reset", []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_TCP_RST}}}
 }
 
-// masquerade is `masquerade` or, fully random, `masquerade fully-random`.
-func masquerade(fullyRandom bool) piece {
-	if fullyRandom {
+// masquerade is `masquerade`, `masquerade random` or `masquerade
+// fully-random`, as kind asks.
+func masquerade(kind NATKind) piece {
+	switch kind {
+	case NATSymmetric:
 		return piece{"masquerade fully-random", []expr.Any{&expr.Masq{FullyRandom: true}}}
+	case NATSymmetricRandom:
+		return piece{"masquerade random", []expr.Any{&expr.Masq{Random: true}}}
 	}
 	return piece{"masquerade", []expr.Any{&expr.Masq{}}}
 }

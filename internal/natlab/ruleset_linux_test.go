@@ -4,6 +4,7 @@ package natlab
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -33,7 +34,7 @@ func TestRulesetMatchesNft(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	for _, kind := range []NATKind{NATDrop, NATReject, NATOpen, NATSymmetric} {
+	for _, kind := range []NATKind{NATDrop, NATReject, NATOpen, NATSymmetric, NATSymmetricRandom} {
 		r, err := l.AddRouter(ctx, kind.String(), kind)
 		if err != nil {
 			t.Fatal(err)
@@ -80,7 +81,7 @@ func TestRulesetMatchesNft(t *testing.T) {
 	got := normalizeRuleset(string(out))
 	for _, want := range []string{
 		`iifname "wan" jump link`,
-		`iifname "lan" ip6 daddr 2001:db8:0:5::/64 accept`,
+		fmt.Sprintf(`iifname "lan" ip6 daddr %v accept`, r.LAN6()),
 		`iifname "lan" jump link`,
 		`oifname "wan" jump link`,
 		"icmpv6 type nd-neighbor-solicit return",

@@ -190,7 +190,7 @@ func (l *Lab) AddRouterBehind(ctx context.Context, name string, kind NATKind, up
 }
 
 func (l *Lab) addRouter(ctx context.Context, name string, kind NATKind, parent *Router) (*Router, error) {
-	if kind == NATNone || kind > NATSymmetric {
+	if kind == NATNone || kind > NATSymmetricRandom {
 		return nil, fmt.Errorf("natlab: router %s: NAT kind %v is not a router kind (use AddPublicHost for no NAT)", name, kind)
 	}
 	l.mu.Lock()

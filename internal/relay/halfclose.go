@@ -25,17 +25,8 @@ func closeWrite(w io.Writer) error {
 	return nil
 }
 
-// copyHalf copies src to dst, then half-closes dst. A peer that has gone
-// away entirely (EPIPE, ECONNRESET on the write side) is the normal end of a
-// conversation, not a failure of the copy.
-func copyHalf(dst io.Writer, src io.Reader) (int64, error) {
-	n, err := io.Copy(dst, src)
-	cerr := closeWrite(dst)
-	if err == nil && cerr != nil && !isGone(cerr) {
-		err = cerr
-	}
-	return n, err
-}
+// isIncomplete reports an *IncompleteError.
+func isIncomplete(err error) bool { return errors.Is(err, ErrIncomplete) }
 
 // isGone reports errors that mean the other end is already closed.
 func isGone(err error) bool {

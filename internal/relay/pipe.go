@@ -12,17 +12,18 @@ import (
 // Pipe returns once both directions have ended, or when ctx ends (it then
 // closes conn, which ends both). A reader blocked on in (a terminal, say) is
 // not waited for once conn is gone.
+//
+// It returns nil only for a clean end: everything read from in was
+// written and, where the OS tells (Linux), acknowledged by the peer's TCP
+// after our half-close, and the peer ended its stream with a FIN. A peer
+// that reset, died or cut the stream short is an error matching
+// ErrIncomplete (an *IncompleteError with the byte counts).
 func Pipe(ctx context.Context, conn net.Conn, in io.Reader, out io.Writer) error {
+	d := newDelivery(conn)
 	up := make(chan error, 1)
 	down := make(chan error, 1)
-	go func() {
-		_, err := copyHalf(conn, in)
-		up <- err
-	}()
-	go func() {
-		_, err := io.Copy(out, conn)
-		down <- err
-	}()
+	go func() { up <- d.send(ctx, in) }()
+	go func() { down <- d.receive(out) }()
 
 	var upErr, downErr error
 	upDone, downDone := false, false
@@ -30,16 +31,21 @@ func Pipe(ctx context.Context, conn net.Conn, in io.Reader, out io.Writer) error
 		select {
 		case upErr = <-up:
 			upDone = true
-			if upErr != nil && isGone(upErr) {
-				// The peer is gone entirely: nothing more will arrive either.
-				upErr = nil
+			if upErr != nil {
+				// Counts were taken; nothing more will get through.
 				conn.Close()
+				downDone = downDone || isIncomplete(upErr)
 			}
 		case downErr = <-down:
 			downDone = true
 			if downErr != nil {
+				if !upDone {
+					// in may block forever; the conversation is over. What
+					// we were sending is lost: say how much got through.
+					downErr = d.incomplete(downErr)
+				}
 				conn.Close()
-				upDone = true // in may block forever; the conversation is over.
+				upDone = true
 			}
 		case <-ctx.Done():
 			conn.Close()
@@ -47,10 +53,16 @@ func Pipe(ctx context.Context, conn net.Conn, in io.Reader, out io.Writer) error
 		}
 	}
 	conn.Close()
-	if downErr != nil && !isGone(downErr) {
+	if downErr != nil {
+		if isIncomplete(downErr) {
+			return downErr
+		}
 		return fmt.Errorf("receiving from peer: %w", downErr)
 	}
 	if upErr != nil {
+		if isIncomplete(upErr) {
+			return upErr
+		}
 		return fmt.Errorf("sending to peer: %w", upErr)
 	}
 	return nil
