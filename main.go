@@ -36,7 +36,11 @@ const exitCodesHelp = `EXIT CODES:
    3    no direct path: the punch timed out or the peer refused verification
    4    rendezvous: server unreachable (after retrying for --timeout), unknown name, name taken,
         listener busy, or a --port that already has a connection to that server
-   5    incomplete: the peer reset, died or cut the stream, or the relay server ended it (a limit, its death); the line says how many bytes were sent and acknowledged, or the relay's reason
+   5    incomplete: the peer reset, died or cut the stream, or the relay server ended it (a
+        limit, its death); the line says how many bytes were sent and acknowledged, or the
+        relay's reason (exit 0 means everything sent was read by the peer)
+   6    authentication failed: the peer holds another secret or code (nothing was sent or
+        received), or a one-time code was retired after 3 failed attempts
    130  interrupted (SIGINT/SIGTERM) while punching or piping
 
 Flags go before or after NAME; after -- everything is NAME.
@@ -74,9 +78,16 @@ func newApp() *cli.App {
 and connect directly by TCP simultaneous open from a reused local port.
 
    tcpunch serve                                   # on a public host: the rendezvous server
-   tcpunch listen -r rv.example:3478 laptop        # behind NAT: wait for a peer, pipe stdin/stdout
-   tcpunch dial   -r rv.example:3478 laptop        # behind another NAT: connect, pipe stdin/stdout
+   tcpunch listen -r rv.example:3478               # behind NAT: prints a one-time code, waits for it
+   tcpunch dial   -r rv.example:3478 7-amber-orbit-lamp    # behind another NAT: connect, pipe stdin/stdout
+   tcpunch secret > ~/.tcpunch-secret              # long-lived trust: copy the file to both machines
+   tcpunch listen -r rv.example:3478 --secret-file ~/.tcpunch-secret laptop
+   tcpunch dial   -r rv.example:3478 --secret-file ~/.tcpunch-secret laptop
    tcpunch demo                                    # see it work, on this machine alone
+
+Secure by default: the link is TLS 1.3, mutually authenticated by the secret
+or the code; the rendezvous server cannot read it, take it over, or even
+learn NAME. --insecure sends plaintext to whoever knows NAME, with a warning.
 
 ` + exitCodesHelp,
 		HideHelpCommand: true,
@@ -88,6 +99,7 @@ and connect directly by TCP simultaneous open from a reused local port.
 			listenCommand(),
 			dialCommand(),
 			stunCommand(),
+			secretCommand(),
 			netcheckCommand(),
 			demoCommand(),
 			bench.Command(), // hidden: the benchmark suite (BENCHMARKS.md)
@@ -187,8 +199,12 @@ func peerFlags() []cli.Flag {
 			Usage: "local `PORT` to listen and dial from (0 picks one)"},
 		&cli.DurationFlag{Name: "timeout", Aliases: []string{"t"}, Value: 15 * time.Second, EnvVars: envs("timeout"),
 			Usage: "give up a punch, or reaching the rendezvous server, after this long"},
+		&cli.StringFlag{Name: "secret-file", Aliases: []string{"s"}, EnvVars: envs("secret-file"),
+			Usage: "read the shared secret from `FILE` (make one with tcpunch secret; TCPUNCH_SECRET may hold the secret itself)"},
+		&cli.BoolFlag{Name: "insecure", EnvVars: envs("insecure"),
+			Usage: "no secret, no code: plaintext to whoever knows NAME, readable and changeable by the server and the path"},
 		&cli.StringFlag{Name: "report", EnvVars: envs("report"),
-			Usage: "`json`: one JSON line per connection on stderr (local, remote, method, path, elapsed_ms, attempts, self_connects)"},
+			Usage: "`json`: one JSON line per connection on stderr (local, remote, method, path, elapsed_ms, attempts, self_connects, auth, handshake_ms)"},
 		&cli.BoolFlag{Name: "no-report", EnvVars: envs("no-report"),
 			Usage: "don't tell the rendezvous server how each punch went (by default: direct, relay or failed, method, time, attempts; no address), which it counts for its operator's success rate"},
 		&cli.StringFlag{Name: "relay", Value: "auto", EnvVars: envs("relay"),
@@ -250,6 +266,11 @@ func peerConfig(c *cli.Context) command.Peer {
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,
 		Logger:      logger,
+		Trust: command.Trust{
+			SecretFile: c.String("secret-file"),
+			Secret:     os.Getenv("TCPUNCH_SECRET"),
+			Insecure:   c.Bool("insecure"),
+		},
 	}
 }
 
@@ -264,15 +285,29 @@ func oneArg(c *cli.Context, what string) (string, error) {
 func listenCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "listen",
-		Usage:     "register NAME and accept punched connections",
-		ArgsUsage: "NAME",
-		Description: `Registers NAME at the rendezvous server and waits for a peer to dial it.
-By default the first connection is piped to stdin/stdout, like nc -l.
+		Usage:     "wait for a peer: with a one-time code, or as NAME with a secret",
+		ArgsUsage: "[NAME]",
+		Description: `Without NAME and without a secret: prints a one-time code (such as
+7-amber-orbit-lamp) and the tcpunch dial line to run on the other side, and
+accepts that one connection. The server sees only the nameplate (c-7); the
+words are the password of a PAKE (CPace) between the two peers. 3 failed
+attempts retire the code (exit 6).
+
+With a secret (--secret-file or TCPUNCH_SECRET): registers NAME, a label that
+only holders of the secret can register or dial (the server sees a name
+derived from both), and waits for peers to dial it.
+
+--insecure registers NAME as is, in plaintext, for whoever knows it.
+
+Every link is TLS 1.3 authenticated by the secret or the code. A peer with a
+wrong secret or code is refused before any byte is delivered; the listener
+goes on serving. By default the first connection is piped to stdin/stdout,
+like nc -l; exit 0 means everything both ways arrived (see EXIT CODES).
 
 EXAMPLES:
-   tcpunch listen -r rv.example:3478 laptop > received.tar       # receive a file
-   tcpunch listen -r rv.example:3478 --forward localhost:22 laptop   # expose sshd
-   tcpunch listen -r rv.example:3478 --exec 'bash -i' laptop      # a shell per connection
+   tcpunch listen -r rv.example:3478 > received.tar                # prints a code
+   tcpunch listen -r rv.example:3478 -s ~/.tcpunch-secret --forward localhost:22 laptop   # expose sshd
+   tcpunch listen -r rv.example:3478 -s ~/.tcpunch-secret --exec 'bash -i' laptop      # a shell per connection
 `,
 		Flags: append(peerFlags(),
 			&cli.StringFlag{Name: "forward", EnvVars: envs("forward"),
@@ -284,11 +319,12 @@ EXAMPLES:
 		),
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
-			name, err := oneArg(c, "NAME")
-			if err != nil {
-				return err
+			if c.NArg() > 1 {
+				return &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("listen takes at most one NAME (see tcpunch listen --help)")}
 			}
+			name := c.Args().First()
 			peer := peerConfig(c)
+			var err error
 			if peer.Extra, err = maxPunchesOption(c); err != nil { // flags_hardening.go
 				return err
 			}
@@ -301,16 +337,22 @@ EXAMPLES:
 func dialCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "dial",
-		Usage:     "punch a direct connection to NAME",
-		ArgsUsage: "NAME",
-		Description: `Asks the rendezvous server for NAME and punches a direct connection to it.
-By default the connection is piped to stdin/stdout, like nc.
+		Usage:     "punch a direct connection to the listener of CODE, or of NAME with a secret",
+		ArgsUsage: "CODE | NAME",
+		Description: `Asks the rendezvous server for the listener and punches a direct,
+encrypted connection to it. CODE is the one-time code tcpunch listen printed
+(recognized by its shape, 7-amber-orbit-lamp); NAME needs the listener's
+secret (--secret-file or TCPUNCH_SECRET), or --insecure for plaintext.
+A wrong code or secret is refused before any byte is sent (exit 6; with a
+secret, the server cannot even find the name: exit 4).
+By default the connection is piped to stdin/stdout, like nc; exit 0 means
+everything both ways arrived (see EXIT CODES).
 
 EXAMPLES:
-   tcpunch dial -r rv.example:3478 laptop < backup.tar             # send a file
-   tcpunch dial -r rv.example:3478 --local 127.0.0.1:2222 laptop &
+   tcpunch dial -r rv.example:3478 7-amber-orbit-lamp < backup.tar       # send a file
+   tcpunch dial -r rv.example:3478 -s ~/.tcpunch-secret --local 127.0.0.1:2222 laptop &
    ssh -p 2222 user@127.0.0.1                                      # ssh through the punched path
-   ssh -o ProxyCommand='tcpunch dial -r rv.example:3478 laptop' user@laptop
+   ssh -o ProxyCommand='tcpunch dial -r rv.example:3478 -s ~/.tcpunch-secret laptop' user@laptop
 `,
 		Flags: append(peerFlags(),
 			&cli.StringFlag{Name: "local", EnvVars: envs("local"),
@@ -321,12 +363,34 @@ EXAMPLES:
 		),
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
-			name, err := oneArg(c, "NAME")
+			name, err := oneArg(c, "CODE or NAME")
 			if err != nil {
 				return err
 			}
 			return command.Dial(c.Context, peerConfig(c), name,
 				command.DialMode{Local: c.String("local"), Exec: c.String("exec")})
+		},
+	}
+}
+
+func secretCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "secret",
+		Usage: "print a new random secret for listen and dial --secret-file (or TCPUNCH_SECRET)",
+		Description: `Prints a new secret (256 random bits, "tps1-" and base32 with a checksum).
+Give the same secret to both sides; NAME stays a label, so several listeners
+can share one secret. Keep it like an ssh private key: whoever holds it can
+listen as and dial your names.
+
+EXAMPLES:
+   (umask 077; tcpunch secret > ~/.tcpunch-secret)
+`,
+		OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 0 {
+				return &command.Error{Code: command.ExitUsage, Err: fmt.Errorf("secret takes no arguments")}
+			}
+			return command.Secret(os.Stdout)
 		},
 	}
 }

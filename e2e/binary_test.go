@@ -48,6 +48,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	tcpunchBin = filepath.Join(dir, "tcpunch")
+	// Every listen and dial of the tests holds this secret unless it says
+	// otherwise (--insecure, its own --secret-file): the user's default path.
+	secretFile = filepath.Join(dir, "secret")
+	if err := writeSecret(secretFile); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	build := exec.Command("go", "build", "-o", tcpunchBin, "..")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if bin := os.Getenv("TCPUNCH_E2E_BIN"); bin != "" {
@@ -113,6 +120,11 @@ func start(t *testing.T, prefix []string, stdin io.Reader, stdout io.Writer, arg
 	p := &proc{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	cmd.Env = append(os.Environ(), "TCPUNCH_RENDEZVOUS=") // tests say where, explicitly
+	if ownTrust(args) {
+		cmd.Env = append(cmd.Env, "TCPUNCH_SECRET_FILE=", "TCPUNCH_SECRET=")
+	} else {
+		cmd.Env = append(cmd.Env, "TCPUNCH_SECRET_FILE="+secretFile)
+	}
 	w, err := ready.Attach(cmd)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@
 package e2e_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -102,6 +103,11 @@ func runRelayed(t *testing.T, c cell, mode string, i int) {
 	if lr.Path != "relay" || dr.Path != "relay" || lr.Method != "relay" || dr.Method != "relay" {
 		t.Errorf("reports: listener %+v, dialer %+v; want path and method relay", lr, dr)
 	}
+	// The helpers give both peers a secret: the secure link runs over the
+	// relayed stream as over a punched one.
+	if lr.Auth != "secret" || dr.Auth != "secret" || lr.HandshakeMS <= 0 || dr.HandshakeMS <= 0 {
+		t.Errorf("reports: listener %+v, dialer %+v; want auth secret with a handshake", lr, dr)
+	}
 	limit := float64((relayBudget + time.Second).Milliseconds())
 	if mode == "always" {
 		limit = 1000
@@ -122,6 +128,66 @@ func runRelayed(t *testing.T, c cell, mode string, i int) {
 		if mode == "auto" && !strings.Contains(s, "no direct connection verified within 2s") {
 			t.Errorf("%s's progress does not say why it relays:\n%s", who, s)
 		}
+	}
+}
+
+// TestLabRelayNoPlaintext: the relay sits below the secure link. A
+// capture of the rendezvous host's link during a relayed secret-mode
+// session holds the relayed packets but never the payload marker; the same
+// capture of an --insecure relayed session does hold it (so the check can
+// fail).
+func TestLabRelayNoPlaintext(t *testing.T) {
+	natlab.Require(t)
+	t.Parallel()
+	const marker = "tcpunch-relay-marker-9c3f"
+	drop := natlab.Side{NAT: natlab.NATDrop}
+	for _, mode := range []string{"secret", "insecure"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			p := cell{Scenario: natlab.Scenario{Name: "drop×drop-always", A: drop, B: drop, Direct: true}}.build(t)
+			rv, _ := serveRelayIn(t, p)
+			ctx := testContext(t, 2*time.Minute)
+			capt, err := p.Rendezvous().Capture(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"-r", rv, "--relay", "always", "--report", "json"}
+			if mode == "insecure" {
+				args = append(args, "--insecure")
+			}
+			payload := strings.Repeat(marker+"\n", 64)
+			var lOut, dOut bytes.Buffer
+			l := start(t, in(p.A), strings.NewReader(payload), &lOut, append(append([]string{"listen"}, args...), "marker")...)
+			l.waitStderr("listening as", 30*time.Second)
+			d := start(t, in(p.B), strings.NewReader(payload), &dOut, append(append([]string{"dial"}, args...), "marker")...)
+			if c := d.wait(runBudget); c != 0 {
+				t.Fatalf("dial exit %d:\n%s", c, d.stderr.String())
+			}
+			if c := l.wait(runBudget); c != 0 {
+				t.Fatalf("listen exit %d:\n%s", c, l.stderr.String())
+			}
+			if err := capt.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			if lOut.String() != payload || dOut.String() != payload {
+				t.Fatalf("received %d and %d bytes, want %d each way", lOut.Len(), dOut.Len(), len(payload))
+			}
+			for who, r := range map[string]relayReport{"listener": parseRelayReport(t, l.stderr.String()), "dialer": parseRelayReport(t, d.stderr.String())} {
+				if r.Path != "relay" || r.Auth != mode {
+					t.Errorf("%s's report %+v: want path relay, auth %s", who, r, mode)
+				}
+			}
+			if capt.Truncated() || capt.Packets() < 10 {
+				t.Fatalf("capture: %d packets, truncated %v", capt.Packets(), capt.Truncated())
+			}
+			switch seen := capt.Contains([]byte(marker)); {
+			case mode == "secret" && seen:
+				t.Error("the payload marker reached the relay server in clear")
+			case mode == "insecure" && !seen:
+				t.Error("the --insecure relayed session's marker is not in the capture: the check is blind")
+			}
+			t.Logf("%s: %d packets captured on the rendezvous host's %s, marker seen: %v", mode, capt.Packets(), capt.Interface(), capt.Contains([]byte(marker)))
+		})
 	}
 }
 

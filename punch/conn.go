@@ -2,28 +2,94 @@ package punch
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/tcpunch/tcpunch/punch/internal/confirm"
 	"github.com/tcpunch/tcpunch/sockopt"
 )
 
-// Conn is a verified connection to the peer: a punched TCP connection
-// (Info().Path == PathDirect) or a stream relayed by the rendezvous server
-// (PathRelay). Either way it is a net.Conn that holds only the
-// application's bytes, and CloseWrite half-closes.
+// Conn is a verified connection to the peer over one path: a punched TCP
+// connection (Info().Path == PathDirect) or a stream relayed by the
+// rendezvous server (PathRelay). From [Listen] and [Dial] it is the secure
+// link (see [WithSecret], [WithCode]) or, with [WithInsecure], the plain
+// path, and in every mode it carries end-of-stream confirmation:
+// [Conn.Finish] tells a complete transfer from a lost one. The secure link
+// runs on either path alike, so the relay server carries only ciphertext.
+// From [Endpoint.Punch] it is the bare path. Only the application's bytes
+// come out of Read.
+//
+// Conn deliberately does not expose what is underneath: no File,
+// ReadFrom, WriteTo, and no SyscallConn either, since io.Copy and
+// os.File.ReadFrom splice straight from any syscall.Conn and so would move
+// the link's ciphertext and framing instead of the application's bytes.
 type Conn struct {
-	nc   stream
-	tcp  *net.TCPConn // the direct path's socket; nil when relayed
-	info Info
+	nc        stream        // the path: tcp, or a *rendezvous.RelayConn
+	tcp       *net.TCPConn  // the direct path's socket; nil when relayed
+	link      *confirm.Conn // nil for a bare Punch result
+	info      Info
+	earlySent int // bytes of Session.early already on the wire behind the nomination
+}
+
+// Read reads application data; at the end of a confirmed stream it
+// returns io.EOF only when the peer's stream ended cleanly and whole.
+func (c *Conn) Read(p []byte) (int, error) {
+	if c.link != nil {
+		return c.link.Read(p)
+	}
+	return c.nc.Read(p)
+}
+
+// Write writes application data.
+func (c *Conn) Write(p []byte) (int, error) {
+	if c.link != nil {
+		return c.link.Write(p)
+	}
+	return c.nc.Write(p)
+}
+
+// CloseWrite ends our direction of the stream (the peer reads io.EOF);
+// reading goes on. On a confirmed link it sends the end-of-stream count
+// and the TLS close_notify and the path's FIN follow.
+func (c *Conn) CloseWrite() error {
+	if c.link != nil {
+		return c.link.CloseWrite()
+	}
+	return c.nc.CloseWrite()
+}
+
+// Close closes the connection at once. To learn whether everything
+// arrived, call Finish first.
+func (c *Conn) Close() error {
+	if c.link != nil {
+		return c.link.Close()
+	}
+	return c.nc.Close()
+}
+
+// LocalAddr and RemoteAddr are the path's TCP addresses: the punched
+// connection's, or, relayed, our leg's and the relay server's.
+func (c *Conn) LocalAddr() net.Addr  { return c.nc.LocalAddr() }
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// SetDeadline, SetReadDeadline and SetWriteDeadline are those of the
+// path, as for net.Conn.
+func (c *Conn) SetDeadline(t time.Time) error      { return c.nc.SetDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error  { return c.nc.SetReadDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
+
+// abort closes the path of a connection whose link failed: a direct one
+// with an RST (see abort), a relayed one by closing the leg.
+func (c *Conn) abort() {
+	if c.tcp != nil {
+		abort(c.tcp)
+		return
+	}
+	_ = c.nc.Close()
 }
 
 // Method is how the kernel made the punched connection, from our side.
@@ -70,6 +136,13 @@ type Info struct {
 	Elapsed       time.Duration          // Punch start → verified and nominated
 	Attempts      map[netip.AddrPort]int // SYNs sent per candidate: dials, and the kernel's resends of an unanswered one
 	SelfConnects  int                    // candidates or connections that turned out to be ourselves
+
+	// Auth is how the peer was authenticated: AuthSecret, AuthCode,
+	// AuthInsecure (not at all), or "" for a bare [Endpoint.Punch] result.
+	Auth string
+	// Handshake is how long the secure link's handshake took after the
+	// punch (zero for AuthInsecure and bare punches).
+	Handshake time.Duration
 }
 
 // Info returns how the connection was made.
@@ -77,67 +150,6 @@ func (c *Conn) Info() Info {
 	i := c.info
 	i.Attempts = maps.Clone(c.info.Attempts)
 	return i
-}
-
-func (c *Conn) Read(b []byte) (int, error)         { return c.nc.Read(b) }
-func (c *Conn) Write(b []byte) (int, error)        { return c.nc.Write(b) }
-func (c *Conn) Close() error                       { return c.nc.Close() }
-func (c *Conn) CloseWrite() error                  { return c.nc.CloseWrite() }
-func (c *Conn) LocalAddr() net.Addr                { return c.nc.LocalAddr() }
-func (c *Conn) RemoteAddr() net.Addr               { return c.nc.RemoteAddr() }
-func (c *Conn) SetDeadline(t time.Time) error      { return c.nc.SetDeadline(t) }
-func (c *Conn) SetReadDeadline(t time.Time) error  { return c.nc.SetReadDeadline(t) }
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
-
-// ReadFrom lets io.Copy into the connection use the path's own copy: the
-// kernel's splice(2) on a direct connection where the source allows it,
-// whole relay frames on a relayed one.
-func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := c.nc.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(struct{ io.Writer }{c.nc}, r)
-}
-
-// WriteTo lets io.Copy out of the connection use the path's own copy (see
-// ReadFrom).
-func (c *Conn) WriteTo(w io.Writer) (int64, error) {
-	if wt, ok := c.nc.(io.WriterTo); ok {
-		return wt.WriteTo(w)
-	}
-	return io.Copy(w, struct{ io.Reader }{c.nc})
-}
-
-// ErrNotDirect is returned by [Conn.File] and [Conn.TCPConn] for a relayed
-// connection, whose socket carries relay frames, not the stream.
-var ErrNotDirect = errors.New("punch: the connection is relayed, not a direct TCP connection")
-
-// File duplicates the socket of a direct connection (for a child process
-// to own, as *net.TCPConn.File does). A relayed connection has no such
-// socket: ErrNotDirect.
-func (c *Conn) File() (*os.File, error) {
-	if c.tcp == nil {
-		return nil, ErrNotDirect
-	}
-	return c.tcp.File()
-}
-
-// TCPConn is the direct connection's socket, for socket options; a relayed
-// connection has none (ErrNotDirect).
-func (c *Conn) TCPConn() (*net.TCPConn, error) {
-	if c.tcp == nil {
-		return nil, ErrNotDirect
-	}
-	return c.tcp, nil
-}
-
-// SyscallConn is the direct connection's raw socket (syscall.Conn); a
-// relayed connection has none (ErrNotDirect).
-func (c *Conn) SyscallConn() (syscall.RawConn, error) {
-	if c.tcp == nil {
-		return nil, ErrNotDirect
-	}
-	return c.tcp.SyscallConn()
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -209,5 +221,5 @@ func (p *session) finish(w *rawConn) *Conn {
 	}
 	p.mu.Unlock()
 	p.e.emit(Event{Kind: EventConnected, Addr: w.remote, Method: w.method, Detail: "local " + w.local.String()})
-	return &Conn{nc: w.c, tcp: w.c, info: info}
+	return &Conn{nc: w.c, tcp: w.c, info: info, earlySent: w.earlySent}
 }

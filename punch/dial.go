@@ -16,11 +16,20 @@ import (
 // be reached, or that restarts mid-request, is retried with backoff until
 // ctx ends.
 //
+// One of [WithSecret], [WithCode] or [WithInsecure] is required
+// ([ErrNoAuth]). A peer that fails authentication is an error matching
+// [ErrAuthFailed]; with WithSecret a wrong secret usually shows earlier,
+// as rendezvous.ErrUnknownName (the name derives from the secret).
+//
 // Errors from the rendezvous phase match [ErrRendezvous] (and
 // rendezvous.ErrUnknownName when nobody holds name); punch failures are
 // *[Error].
 func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Conn, error) {
 	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	serverName, proof, err := cfg.auth.serverName(name)
 	if err != nil {
 		return nil, err
 	}
@@ -35,8 +44,8 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	// hook goes last, so no caller's option displaces it.
 	ctx, cancelPunch := context.WithCancelCause(ctx)
 	defer cancelPunch(nil)
-	pi, ctl, err := rendezvous.Connect(ctx, rendezvousAddr, ep.Addr(), name, ep.hostCandidates(rendezvousAddr),
-		append(cfg.rendezvousOptions(), rendezvous.WithPeerRefused(func(err error) { cancelPunch(err) }))...)
+	pi, ctl, err := rendezvous.Connect(ctx, rendezvousAddr, ep.Addr(), serverName, ep.hostCandidates(rendezvousAddr),
+		append(append(cfg.rendezvousOptions(), proof...), rendezvous.WithPeerRefused(func(err error) { cancelPunch(err) }))...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
 	}
@@ -53,14 +62,30 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 		report(ctx, &cfg, reporter, pi, nil, err, 0)
 		return nil, err
 	}
-	start := time.Now()
-	c, err := ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
-		Relay: relay, policy: policyFor(rendezvousAddr, pi.Observed, pi.Candidates)})
-	report(ctx, &cfg, reporter, pi, c, err, time.Since(start))
-	if cause := context.Cause(ctx); err != nil && errors.Is(cause, rendezvous.ErrPeerRefused) {
-		return nil, fmt.Errorf("%w: %w", ErrRendezvous, cause)
+	// The secure handshake starts now: its first flight goes out behind
+	// the nominating hello (docs/PROTOCOL.md, the secure link).
+	session := Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
+		Relay: relay, policy: policyFor(rendezvousAddr, pi.Observed, pi.Candidates)}
+	el := cfg.startEarly(ctx, pi.Tag, name)
+	if el != nil {
+		session.early = el.ec.snapshot
 	}
-	return c, err
+	start := time.Now()
+	raw, err := ep.Punch(ctx, session)
+	report(ctx, &cfg, reporter, pi, raw, err, time.Since(start))
+	if err != nil {
+		if el != nil {
+			el.abort(err)
+		}
+		if cause := context.Cause(ctx); errors.Is(cause, rendezvous.ErrPeerRefused) {
+			return nil, fmt.Errorf("%w: %w", ErrRendezvous, cause)
+		}
+		return nil, err
+	}
+	if el == nil {
+		return cfg.secure(ctx, raw, RoleControlling, pi.Tag, name)
+	}
+	return cfg.finishEarly(ctx, raw, el)
 }
 
 func describePeer(pi rendezvous.PeerInfo) string {

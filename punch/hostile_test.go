@@ -66,7 +66,7 @@ func TestDialerLeavesPunchStops(t *testing.T) {
 	addr, srv := hostileServer(t)
 	ctx := testCtx(t)
 	var log eventLog
-	ln, err := Listen(ctx, addr, "svc", WithEvents(log.add), WithPunchTimeout(30*time.Second))
+	ln, err := Listen(ctx, addr, "svc", WithEvents(log.add), WithPunchTimeout(30*time.Second), WithInsecure())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestBusyListenerRefuses(t *testing.T) {
 	addr, srv := hostileServer(t)
 	ctx := testCtx(t)
 	var log eventLog
-	ln, err := Listen(ctx, addr, "svc", WithEvents(log.add), WithMaxPunches(1))
+	ln, err := Listen(ctx, addr, "svc", WithEvents(log.add), WithMaxPunches(1), WithInsecure())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestBusyListenerRefuses(t *testing.T) {
 	start := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	_, err = Dial(dctx, addr, "svc")
+	_, err = Dial(dctx, addr, "svc", WithInsecure())
 	if !errors.Is(err, rendezvous.ErrPeerRefused) || !errors.Is(err, ErrRendezvous) {
 		t.Fatalf("second dialer: %v, want the listener's refusal", err)
 	}
@@ -145,7 +145,7 @@ func TestHostileCandidatesNotDialed(t *testing.T) {
 	ctx := testCtx(t)
 	trapAddr, hits := trap(t)
 	var log eventLog
-	ln, err := Listen(ctx, addr, "svc", WithEvents(log.add), WithLocalAddr(netip.MustParseAddrPort("127.0.0.2:0")))
+	ln, err := Listen(ctx, addr, "svc", WithEvents(log.add), WithLocalAddr(netip.MustParseAddrPort("127.0.0.2:0")), WithInsecure())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,9 @@ type Listener struct {
 	rendezvous string
 	cfg        config
 	conns      chan *Conn
+	label      string   // the name Listen was given (the server may see another, see WithSecret)
+	code       codeGate // WithCode: one success, or codeMaxFailures failures, retire the code
+	final      chan *Conn
 	ctx        context.Context
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
@@ -31,6 +34,9 @@ type Listener struct {
 
 // Listen registers name at the rendezvous server at rendezvousAddr and
 // returns a Listener for the connections punched by peers that dial it.
+// One of [WithSecret], [WithCode] or [WithInsecure] is required
+// ([ErrNoAuth]); a peer that fails authentication is dropped before any
+// data and the listener goes on serving.
 // Each dialer starts a new punch from the same local port, several at once
 // if need be. The registration survives a restart of the server (the
 // client reconnects and registers again). ctx bounds only the first
@@ -41,18 +47,22 @@ func Listen(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*
 	if err != nil {
 		return nil, err
 	}
+	serverName, proof, err := cfg.auth.serverName(name)
+	if err != nil {
+		return nil, err
+	}
 	ep, err := NewEndpoint(ctx, cfg.localAddr, opts...)
 	if err != nil {
 		return nil, err
 	}
-	reg, err := rendezvous.Register(ctx, rendezvousAddr, ep.Addr(), name, ep.hostCandidates(rendezvousAddr),
-		append(cfg.rendezvousOptions(), rendezvous.WithSessionCancelled(ep.cancelSession))...)
+	reg, err := rendezvous.Register(ctx, rendezvousAddr, ep.Addr(), serverName, ep.hostCandidates(rendezvousAddr),
+		append(append(cfg.rendezvousOptions(), proof...), rendezvous.WithSessionCancelled(ep.cancelSession))...)
 	if err != nil {
 		ep.Close()
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
 	}
 	ep.emit(Event{Kind: EventRegistered, Addr: reg.Observed(), Detail: name})
-	l := &Listener{ep: ep, reg: reg, cfg: cfg, conns: make(chan *Conn), rendezvous: rendezvousAddr}
+	l := &Listener{ep: ep, reg: reg, cfg: cfg, conns: make(chan *Conn), rendezvous: rendezvousAddr, label: name, final: make(chan *Conn, 1)}
 	l.ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	l.wg.Add(1)
 	go l.serve()
@@ -85,13 +95,17 @@ func (l *Listener) serve() {
 			ctx, cancel := context.WithTimeout(l.ctx, l.cfg.punchTimeout)
 			defer cancel()
 			start := time.Now()
-			c, err := l.ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlled, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
+			raw, err := l.ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlled, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
 				Relay: relay, policy: policyFor(l.rendezvous, pi.Observed, pi.Candidates)})
 			if l.ctx.Err() == nil { // a listener closing abandons its punches: nothing to report
-				report(l.ctx, &l.cfg, l.reg, pi, c, err, time.Since(start))
+				report(l.ctx, &l.cfg, l.reg, pi, raw, err, time.Since(start))
 			}
 			if err != nil {
 				l.ep.emit(Event{Kind: EventFailed, Addr: pi.Candidates[0], Err: err})
+				return
+			}
+			c, ok := l.secure(ctx, raw, pi)
+			if !ok {
 				return
 			}
 			select {
@@ -117,10 +131,20 @@ func (l *Listener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.conns:
 		return c, nil
+	case c := <-l.final:
+		return c, nil
 	case <-l.ctx.Done():
+	}
+	select {
+	case c := <-l.final:
+		return c, nil
+	default:
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if errors.Is(l.err, ErrCodeRetired) {
+		return nil, l.err
+	}
 	if l.err == nil || errors.Is(l.err, context.Canceled) || errors.Is(l.err, net.ErrClosed) {
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: net.ErrClosed}
 	}

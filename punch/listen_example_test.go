@@ -29,8 +29,15 @@ func ExampleListen() {
 	defer srv.Close()
 	rv := rln.Addr().String()
 
+	// Both sides hold the same secret (tcpunch secret makes one; here,
+	// punch.ParseSecret of what the user stored would do too).
+	secret, err := punch.GenerateSecret()
+	if err != nil {
+		log.Fatal(err)
+	}
+
 	// The service: accept punched connections and greet each one.
-	ln, err := punch.Listen(ctx, rv, "printer")
+	ln, err := punch.Listen(ctx, rv, "printer", punch.WithSecret(secret))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -47,7 +54,7 @@ func ExampleListen() {
 	}()
 
 	// The client.
-	conn, err := punch.Dial(ctx, rv, "printer")
+	conn, err := punch.Dial(ctx, rv, "printer", punch.WithSecret(secret))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -58,7 +65,9 @@ func ExampleListen() {
 	}
 	fmt.Print(line)
 	fmt.Println("direct:", conn.Info().Remote.Port() == ln.Addr().(*net.TCPAddr).AddrPort().Port())
+	fmt.Println("authenticated by:", conn.Info().Auth)
 	// Output:
 	// hello from the printer
 	// direct: true
+	// authenticated by: secret
 }

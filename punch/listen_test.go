@@ -70,12 +70,12 @@ func TestListenDial(t *testing.T) {
 		ctx := testCtx(t)
 		rv, _ := rendezvousAt(t, "127.0.0.1:0")
 		var evs eventLog
-		ln, err := Listen(ctx, rv, "svc", WithEvents(evs.add))
+		ln, err := Listen(ctx, rv, "svc", WithEvents(evs.add), WithInsecure())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		dialed, err := Dial(ctx, rv, "svc")
+		dialed, err := Dial(ctx, rv, "svc", WithInsecure())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +100,7 @@ func TestListenDial(t *testing.T) {
 func TestSeveralDialersOneListener(t *testing.T) {
 	ctx := testCtx(t)
 	rv, _ := rendezvousAt(t, "127.0.0.1:0")
-	ln, err := Listen(ctx, rv, "busy")
+	ln, err := Listen(ctx, rv, "busy", WithInsecure())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,9 +109,16 @@ func TestSeveralDialersOneListener(t *testing.T) {
 	const dialers = 5
 	// Each dialer sends its number; the listener echoes it back prefixed,
 	// so a mixed-up pairing shows.
+	handled := make(chan struct{}, dialers)
 	testnet.Serve(t, ln, func(c net.Conn) {
+		defer func() { handled <- struct{}{} }()
 		b, _ := io.ReadAll(c)
 		fmt.Fprintf(c, "echo %s", b)
+		// A confirmed stream ends with Finish; a bare Close would be a
+		// truncation for the dialer.
+		if _, err := c.(*Conn).Finish(ctx); err != nil {
+			t.Errorf("listener: %v", err)
+		}
 	})
 	var wg sync.WaitGroup
 	errs := make(chan error, dialers)
@@ -119,7 +126,7 @@ func TestSeveralDialersOneListener(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := Dial(ctx, rv, "busy")
+			c, err := Dial(ctx, rv, "busy", WithInsecure())
 			if err != nil {
 				errs <- fmt.Errorf("dialer %d: %w", i, err)
 				return
@@ -132,6 +139,9 @@ func TestSeveralDialersOneListener(t *testing.T) {
 			if err != nil || string(got) != fmt.Sprintf("echo %d", i) {
 				errs <- fmt.Errorf("dialer %d got %q, %v", i, got, err)
 			}
+			if d, err := c.Finish(ctx); err != nil || !d.Complete() {
+				errs <- fmt.Errorf("dialer %d: %v (%v)", i, err, d)
+			}
 		}()
 	}
 	wg.Wait()
@@ -139,12 +149,15 @@ func TestSeveralDialersOneListener(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+	for range dialers {
+		<-handled // the listener's Finish, which reads the last ACK
+	}
 }
 
 func TestDialUnknownName(t *testing.T) {
 	ctx := testCtx(t)
 	rv, _ := rendezvousAt(t, "127.0.0.1:0")
-	_, err := Dial(ctx, rv, "nobody")
+	_, err := Dial(ctx, rv, "nobody", WithInsecure())
 	if !errors.Is(err, ErrRendezvous) || !errors.Is(err, rendezvous.ErrUnknownName) {
 		t.Fatalf("Dial to an unknown name: %v; want ErrRendezvous and rendezvous.ErrUnknownName", err)
 	}
@@ -153,12 +166,12 @@ func TestDialUnknownName(t *testing.T) {
 func TestListenNameTaken(t *testing.T) {
 	ctx := testCtx(t)
 	rv, _ := rendezvousAt(t, "127.0.0.1:0")
-	first, err := Listen(ctx, rv, "mine")
+	first, err := Listen(ctx, rv, "mine", WithInsecure())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Close()
-	_, err = Listen(ctx, rv, "mine")
+	_, err = Listen(ctx, rv, "mine", WithInsecure())
 	if !errors.Is(err, ErrRendezvous) || !errors.Is(err, rendezvous.ErrNameTaken) {
 		t.Fatalf("second Listen on a taken name: %v; want ErrRendezvous and rendezvous.ErrNameTaken", err)
 	}
@@ -175,7 +188,7 @@ func TestDialUnreachableRendezvous(t *testing.T) {
 	// Dial retries a server that is down until ctx ends.
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if _, err := Dial(ctx, addr, "x"); !errors.Is(err, ErrRendezvous) || !errors.Is(err, syscall.ECONNREFUSED) {
+	if _, err := Dial(ctx, addr, "x", WithInsecure()); !errors.Is(err, ErrRendezvous) || !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("Dial via a dead rendezvous: %v; want ErrRendezvous and connection refused", err)
 	}
 }
@@ -185,7 +198,7 @@ func TestDialUnreachableRendezvous(t *testing.T) {
 func TestListenSurvivesServerRestart(t *testing.T) {
 	ctx := testCtx(t)
 	rv, stop := rendezvousAt(t, "127.0.0.1:0")
-	ln, err := Listen(ctx, rv, "phoenix")
+	ln, err := Listen(ctx, rv, "phoenix", WithInsecure())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +209,7 @@ func TestListenSurvivesServerRestart(t *testing.T) {
 	// Until the listener has registered again, the name is unknown.
 	var c *Conn
 	for {
-		c, err = Dial(ctx, rv, "phoenix")
+		c, err = Dial(ctx, rv, "phoenix", WithInsecure())
 		if err == nil {
 			break
 		}
@@ -215,7 +228,7 @@ func TestListenerCloseUnblocksAccept(t *testing.T) {
 	leakFree(t, func(t *testing.T) {
 		ctx := testCtx(t)
 		rv, _ := rendezvousAt(t, "127.0.0.1:0")
-		ln, err := Listen(ctx, rv, "closing")
+		ln, err := Listen(ctx, rv, "closing", WithInsecure())
 		if err != nil {
 			t.Fatal(err)
 		}

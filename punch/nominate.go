@@ -45,7 +45,7 @@ func (p *session) nominate(rc *rawConn) (verdict, error) {
 	case p.nominee == nil:
 		// The optimistic nominee failed and nothing else verified before
 		// this one: nominate it explicitly.
-		if err := sendNominate(rc); err != nil {
+		if err := p.sendNominate(rc); err != nil {
 			p.mu.Unlock()
 			return p.ioVerdict(err)
 		}
@@ -85,7 +85,7 @@ func (p *session) release(rc *rawConn) {
 	for len(p.spares) > 0 {
 		s := p.spares[0]
 		p.spares = p.spares[1:]
-		if err := sendNominate(s); err != nil {
+		if err := p.sendNominate(s); err != nil {
 			// Its own goroutine closes it when the punch ends.
 			p.cfg.logger.Debug("punch: nominating spare", "remote", s.remote, "err", err)
 			continue
@@ -113,14 +113,14 @@ func (p *session) winLocked(rc *rawConn) {
 	close(p.won)
 }
 
-// sendNominate writes the one-byte NOMINATE. It runs under p.mu: one byte
-// into an idle socket's empty send buffer does not block, and the deadline
-// bounds it regardless.
-func sendNominate(rc *rawConn) error {
+// sendNominate writes the one-byte NOMINATE and the session's early bytes.
+// It runs under p.mu: a few hundred bytes into an idle socket's empty send
+// buffer do not block, and the deadline bounds it regardless.
+func (p *session) sendNominate(rc *rawConn) error {
 	if err := rc.conn().SetWriteDeadline(time.Now().Add(time.Second)); err != nil {
 		return fmt.Errorf("nominating %v: %w", rc.remote, err)
 	}
-	if _, err := rc.conn().Write([]byte{nominateByte}); err != nil {
+	if _, err := rc.conn().Write(p.appendEarly(rc, []byte{nominateByte})); err != nil {
 		return fmt.Errorf("nominating %v: %w", rc.remote, err)
 	}
 	return nil

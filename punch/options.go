@@ -44,8 +44,10 @@ type config struct {
 	relayMode      RelayMode      // relay.go
 	relayBudget    time.Duration
 	rendezvous     []rendezvous.ClientOption
-	err            error // the options that made no sense, joined
-	noReport       bool  // for Listen and Dial: WithoutOutcomeReport
+	auth           authConfig    // WithSecret, WithCode, WithInsecure (secure.go)
+	handshake      time.Duration // WithHandshakeTimeout (secure.go)
+	err            error         // the options that made no sense, joined
+	noReport       bool          // for Listen and Dial: WithoutOutcomeReport
 
 	// Bounds on the work untrusted dialers can cause (budget.go).
 	synRate         int // SYNs per second per punch
@@ -69,6 +71,7 @@ func newConfig(opts []Option) (config, error) {
 		verifyTimeout:  defaultVerifyTimeout,
 		punchTimeout:   defaultPunchTimeout,
 		relayBudget:    DefaultRelayBudget,
+		handshake:      defaultHandshakeTimeout,
 
 		synRate:         defaultSYNsPerSecond,
 		endpointSYNRate: defaultEndpointSYNsPerSecond,

@@ -146,7 +146,7 @@ func TestWithRendezvousOptions(t *testing.T) {
 		accepts.Store(0)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_, err := Dial(ctx, ln.Addr().String(), "x", opts...)
+		_, err := Dial(ctx, ln.Addr().String(), "x", append(opts, WithInsecure())...)
 		if !errors.Is(err, ErrRendezvous) {
 			t.Fatalf("Dial: %v, want ErrRendezvous", err)
 		}

@@ -17,6 +17,7 @@ type rawConn struct {
 	dialed        bool
 	method        Method
 	relay         *rendezvous.RelayConn // set instead of c for the relay leg (relay.go)
+	earlySent     int                   // bytes of Session.early written behind the nomination
 }
 
 // stream is what verification needs of a connection, direct or relayed.

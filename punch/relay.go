@@ -238,7 +238,7 @@ func (p *session) finishRelay(w *rawConn) *Conn {
 	}
 	p.mu.Unlock()
 	p.e.emit(Event{Kind: EventConnected, Addr: w.remote, Method: MethodRelay, Detail: "relayed by " + w.remote.String()})
-	return &Conn{nc: w.relay, info: info}
+	return &Conn{nc: w.relay, info: info, earlySent: w.earlySent}
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,9 +63,6 @@ func TestRelayFallback(t *testing.T) {
 			if i.Elapsed < budget || i.Elapsed > budget+5*time.Second {
 				t.Errorf("relayed after %v with a budget of %v", i.Elapsed, budget)
 			}
-			if _, err := c.File(); !errors.Is(err, ErrNotDirect) {
-				t.Errorf("File of a relayed conn: %v, want ErrNotDirect", err)
-			}
 		}
 		converse(t, ca, cb)
 		halfClose(t, ca, cb)
@@ -84,9 +82,34 @@ func TestRelayFallback(t *testing.T) {
 }
 
 // TestRelayAlways: Listen and Dial with RelayAlways relay even where a
-// direct connection is trivial (loopback), and both report the path as
-// relay to the server.
+// direct connection is trivial (loopback), both report the path as relay
+// to the server, and the secure link runs over the relayed stream as over
+// a direct one, in every trust mode: the handshake (its first flight
+// pipelined with the nomination), the data both ways, and Finish's
+// end-of-stream confirmation.
 func TestRelayAlways(t *testing.T) {
+	secret, err := GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := GenerateCode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct {
+		auth string
+		name string
+		opt  Option
+	}{
+		{AuthSecret, "always", WithSecret(secret)},
+		{AuthCode, "", WithCode(code)},
+		{AuthInsecure, "always", WithInsecure()},
+	} {
+		t.Run(m.auth, func(t *testing.T) { relayAlways(t, m.auth, m.name, m.opt) })
+	}
+}
+
+func relayAlways(t *testing.T, auth, name string, trust Option) {
 	rec := &reports{}
 	sln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -97,7 +120,7 @@ func TestRelayAlways(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 	server := sln.Addr().String()
 	ctx := testCtx(t)
-	ln, err := Listen(ctx, server, "always", WithRelay(RelayAlways))
+	ln, err := Listen(ctx, server, name, trust, WithRelay(RelayAlways))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,22 +129,63 @@ func TestRelayAlways(t *testing.T) {
 	var cb *Conn
 	wg.Add(1)
 	go func() { defer wg.Done(); cb = acceptConn(t, ln) }()
-	ca, err := Dial(ctx, server, "always", WithRelay(RelayAlways))
+	ca, err := Dial(ctx, server, name, trust, WithRelay(RelayAlways))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ca.Close()
 	wg.Wait()
+	if cb == nil {
+		t.Fatal("no connection accepted")
+	}
 	defer cb.Close()
 	for _, c := range []*Conn{ca, cb} {
-		if i := c.Info(); i.Path != PathRelay {
-			t.Errorf("info %+v: want path relay", i)
+		i := c.Info()
+		if i.Path != PathRelay || i.Auth != auth {
+			t.Errorf("info %+v: want path relay, auth %s", i, auth)
 		}
-		if n := sumAttempts(c.Info()); n != 0 {
+		if secured := auth != AuthInsecure; secured != (i.Handshake > 0) {
+			t.Errorf("info %+v: handshake %v for auth %s", i, i.Handshake, auth)
+		}
+		if n := sumAttempts(i); n != 0 {
 			t.Errorf("RelayAlways made %d direct attempts", n)
+		}
+		// The path stays hidden: io.Copy must not reach the relay leg.
+		if _, ok := any(c).(io.ReaderFrom); ok {
+			t.Error("a relayed Conn is an io.ReaderFrom")
+		}
+		if _, ok := any(c).(io.WriterTo); ok {
+			t.Error("a relayed Conn is an io.WriterTo")
+		}
+		if _, ok := any(c).(syscall.Conn); ok {
+			t.Error("a relayed Conn is a syscall.Conn")
 		}
 	}
 	converse(t, ca, cb)
+	// Both directions end, and each side learns that all of its bytes
+	// (the conversation's 12) were read by the peer.
+	done := make(chan error, 1)
+	go func() {
+		if _, err := io.Copy(io.Discard, cb); err != nil {
+			done <- err
+			return
+		}
+		_, err := cb.Finish(ctx)
+		done <- err
+	}()
+	if err := ca.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, ca); err != nil {
+		t.Fatal(err)
+	}
+	d, err := ca.Finish(ctx)
+	if err != nil || !d.Complete() || d.Sent != 12 || d.Received != 12 {
+		t.Errorf("dialer's Finish over the relay: %+v, %v", d, err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("listener's Finish over the relay: %v", err)
+	}
 	var got []rendezvous.PunchReport
 	for deadline := time.Now().Add(10 * time.Second); len(got) < 2 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		got = rec.snapshot()
@@ -140,12 +204,16 @@ func TestRelayAlways(t *testing.T) {
 func TestDirectPreferred(t *testing.T) {
 	server, _ := rendezvousAt(t, "127.0.0.1:0")
 	ctx := testCtx(t)
-	ln, err := Listen(ctx, server, "direct")
+	secret, err := GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := Listen(ctx, server, "direct", WithSecret(secret))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	ca, err := Dial(ctx, server, "direct")
+	ca, err := Dial(ctx, server, "direct", WithSecret(secret))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,9 +223,7 @@ func TestDirectPreferred(t *testing.T) {
 	if ca.Info().Path != PathDirect || cb.Info().Path != PathDirect {
 		t.Fatalf("paths %v and %v, want direct", ca.Info().Path, cb.Info().Path)
 	}
-	if _, err := ca.TCPConn(); err != nil {
-		t.Fatal(err)
-	}
+	converse(t, ca, cb)
 }
 
 func sumAttempts(i Info) int {

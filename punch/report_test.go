@@ -43,6 +43,7 @@ func TestListenDialReportOutcome(t *testing.T) {
 	addr := ln.Addr().String()
 
 	punchOnce := func(name string, opts ...Option) {
+		opts = append(opts, WithInsecure())
 		l, err := Listen(ctx, addr, name, opts...)
 		if err != nil {
 			t.Fatal(err)

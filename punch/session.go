@@ -47,6 +47,14 @@ type Session struct {
 	// used when no direct connection verified within the relay budget
 	// (see [WithRelay]).
 	Relay *Relay
+
+	// early, on the controlling side, gives bytes to send right behind
+	// the nominating hello or NOMINATE byte, in the same write: the secure
+	// link's first flight (secure.go), so it costs no round trip of its
+	// own. They are the application's first bytes on that connection; the
+	// controlled side reads exact lengths and leaves them in the stream.
+	early func() []byte
+
 	// policy, set by Listen and Dial, withholds candidates the rendezvous
 	// should not have handed out (candpolicy.go). Endpoint.Punch callers
 	// choose their candidates themselves.
@@ -78,8 +86,9 @@ type session struct {
 	inflight     int  // accepted connections being verified
 	selfConnects int
 	peerRejected bool
-	nominee      *rawConn   // controlling: the connection our nomination went to
-	spares       []*rawConn // controlling: verified, kept in case the nominee fails
+	early        func() []byte // Session.early
+	nominee      *rawConn      // controlling: the connection our nomination went to
+	spares       []*rawConn    // controlling: verified, kept in case the nominee fails
 	winner       *rawConn
 	wonAt        time.Time
 	won          chan struct{} // closed when winner is set
@@ -118,6 +127,7 @@ func (e *Endpoint) newSession(s Session, start time.Time) *session {
 		cands:     make(map[netip.AddrPort]*candidate),
 		won:       make(chan struct{}),
 		exhausted: make(chan struct{}),
+		early:     s.early,
 		syns:      newSYNBucket(e.cfg.synRate),
 	}
 	for i, a := range s.Candidates {

@@ -60,7 +60,7 @@ func (p *session) exchange(rc *rawConn, peer *hello) (verdict, error) {
 		if p.role == RoleControlling && p.claim(rc) {
 			ours.flags |= flagNominated
 		}
-		if _, err := rc.conn().Write(ours.marshal()); err != nil {
+		if _, err := rc.conn().Write(p.withEarly(rc, ours)); err != nil {
 			return p.ioVerdict(fmt.Errorf("sending hello to %v: %w", rc.remote, err))
 		}
 		h, err := readFrame(rc.conn())
@@ -81,7 +81,7 @@ func (p *session) exchange(rc *rawConn, peer *hello) (verdict, error) {
 		if p.role == RoleControlling && p.claim(rc) {
 			ours.flags |= flagNominated
 		}
-		if _, err := rc.conn().Write(ours.marshal()); err != nil {
+		if _, err := rc.conn().Write(p.withEarly(rc, ours)); err != nil {
 			return p.ioVerdict(fmt.Errorf("sending hello to %v: %w", rc.remote, err))
 		}
 	}
@@ -200,4 +200,24 @@ func sendReject(ctx context.Context, c stream, r rejectReason) {
 	}
 	_ = c.CloseWrite()
 	_, _ = io.Copy(io.Discard, io.LimitReader(c, 1<<16))
+}
+
+// withEarly is our hello, and behind a nominating one the session's early
+// bytes, recorded on rc.
+func (p *session) withEarly(rc *rawConn, ours hello) []byte {
+	b := ours.marshal()
+	if ours.nominated() {
+		b = p.appendEarly(rc, b)
+	}
+	return b
+}
+
+// appendEarly appends the session's early bytes to b for rc.
+func (p *session) appendEarly(rc *rawConn, b []byte) []byte {
+	if p.early == nil {
+		return b
+	}
+	e := p.early()
+	rc.earlySent = len(e)
+	return append(b, e...)
 }

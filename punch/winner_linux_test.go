@@ -22,7 +22,7 @@ func TestWinnerBacksOffNormally(t *testing.T) {
 	b := newEndpoint(t, netip.AddrPortFrom(lo4, 0))
 	ca, cb := mustPair(ctx, t, a, b, []netip.AddrPort{b.Addr()}, []netip.AddrPort{a.Addr()})
 	for _, c := range []*Conn{ca, cb} {
-		raw, err := c.SyscallConn()
+		raw, err := c.tcp.SyscallConn()
 		if err != nil {
 			t.Fatal(err)
 		}

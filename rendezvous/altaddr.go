@@ -45,7 +45,9 @@ func WithAltAddr(alt netip.AddrPort) ServerOption {
 }
 
 // WithDialBack bounds the dial-backs (defaults: 2 s per dial, a burst of 8
-// per source IP refilled at 1 per second, 32 in flight in all). timeout must
+// per source prefix ([WithSourcePrefix]; table bounded by
+// [WithMaxRateEntries]) refilled at 1 per second, 32 in flight in all;
+// over either, 429 [CodeTooManyRequests], counted in [Stats]). timeout must
 // be positive, burst and inFlight at least 1.
 func WithDialBack(timeout time.Duration, burst, inFlight int) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) {

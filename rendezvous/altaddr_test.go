@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/stun/v3"
+
 	"github.com/tcpunch/tcpunch/sockopt"
 )
 
@@ -125,7 +127,7 @@ func TestDialBack(t *testing.T) {
 	}
 	// The burst of 2 per IP is spent: the third is refused with 429.
 	var se *ServerError
-	if _, err := p2.DialBack(ctx, nonce); !errors.As(err, &se) || se.Code != CodeRateLimited {
+	if _, err := p2.DialBack(ctx, nonce); !errors.As(err, &se) || se.Code != CodeTooManyRequests {
 		t.Errorf("third dial-back from one IP: %v, want 429", err)
 	}
 }
@@ -168,8 +170,10 @@ func TestClassInPeerInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lpi.Class.Mapping != MappingNone {
-		t.Errorf("listener's peer info: dialer class %v", lpi.Class)
+	// The listener's own class (no NAT) leaves no verdict to the dialer's:
+	// the server paired without waiting for it (classupdate.go).
+	if lpi.Class.Measured() {
+		t.Errorf("listener's peer info: dialer class %v, want not measured (not waited for)", lpi.Class)
 	}
 	// Without the check nothing is claimed.
 	pi2, ctl2, err := Connect(ctx, addr, reusedPort(t), "svc", nil)
@@ -182,5 +186,47 @@ func TestClassInPeerInfo(t *testing.T) {
 	}
 	if lpi2, err := reg.Next(ctx); err != nil || lpi2.Class.Measured() {
 		t.Errorf("listener saw class %v (%v) for a dialer that measured nothing", lpi2.Class, err)
+	}
+}
+
+// TestClassWaitedForWhenItMatters: a listener whose class lets the
+// dialer's rule the direct path out (symmetric) gets the dialer's class in
+// its peer info, although the dialer sends it after its Connect
+// (NAT-CLASS-FOLLOWS, ClassUpdate); and both sides see the same classes.
+func TestClassWaitedForWhenItMatters(t *testing.T) {
+	ctx := testCtx(t)
+	_, addr := altServer(t)
+	cfg := newClientConfig(nil)
+	lc, err := dialControl(ctx, addr, reusedPort(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close()
+	sym := NATClass{Mapping: MappingEndpointDependent}
+	if _, err := lc.request(ctx, &message{Type: stun.NewType(methodRegister, stun.ClassRequest), TxID: newTxID(), Name: "sym",
+		Class: sym, HasClass: true}); err != nil {
+		t.Fatal(err)
+	}
+	pi, ctl, err := Connect(ctx, addr, reusedPort(t), "sym", nil, WithNATCheck(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
+	if pi.Class != sym || pi.LocalClass.Mapping != MappingNone {
+		t.Fatalf("dialer: peer %v, local %v; want %v and mapping none", pi.Class, pi.LocalClass, sym)
+	}
+	for {
+		select {
+		case msg := <-lc.in:
+			if msg.Type.Method != methodPeerInfo {
+				continue
+			}
+			if !msg.HasClass || msg.Class != pi.LocalClass {
+				t.Fatalf("listener's peer info carries dialer class %v (has %v), want %v", msg.Class, msg.HasClass, pi.LocalClass)
+			}
+			return
+		case <-ctx.Done():
+			t.Fatal("no peer info at the listener")
+		}
 	}
 }

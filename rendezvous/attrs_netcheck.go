@@ -40,6 +40,9 @@ func (msg *message) encodeExt(m *stun.Message) {
 	if msg.HasClass {
 		m.Add(attrNATClass, encodeClass(msg.Class))
 	}
+	if msg.ClassFollows {
+		m.Add(attrClassFollows, nil)
+	}
 	if msg.HasDialNonce {
 		m.Add(attrDialNonce, msg.DialNonce[:])
 	}
@@ -52,7 +55,7 @@ func (msg *message) encodeExt(m *stun.Message) {
 // isExt reports whether t is a netcheck attribute decodeExt handles.
 func isExt(t stun.AttrType) bool {
 	switch t {
-	case stun.AttrOtherAddress, stun.AttrResponseOrigin, attrNATClass, attrDialNonce, attrDialResult:
+	case stun.AttrOtherAddress, stun.AttrResponseOrigin, attrNATClass, attrClassFollows, attrDialNonce, attrDialResult:
 		return true
 	}
 	return false
@@ -83,6 +86,8 @@ func (msg *message) decodeExt(a stun.RawAttribute, seen *extSeen) error {
 			seen.class = true
 			msg.Class, msg.HasClass = decodeClass(a.Value)
 		}
+	case attrClassFollows:
+		msg.ClassFollows = true
 	case attrDialNonce:
 		if err = once(&seen.nonce); err == nil {
 			if len(a.Value) != DialBackNonceSize {

@@ -74,6 +74,11 @@ type controlConn struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup // the reader, the keepalive and drain; Close waits for them
+
+	// side routes the answers of requests sent beside the main one (the
+	// quick check's Binding, quickcheck.go) by transaction ID.
+	smu  sync.Mutex
+	side map[[stun.TransactionIDSize]byte]chan *message
 }
 
 // dialControl connects to server from local, the peer's reused port, so the
@@ -136,11 +141,61 @@ func (c *controlConn) read() {
 			}
 			continue // an answer to our ping: its arrival reset the deadline
 		}
+		if ch := c.takeSide(msg); ch != nil {
+			ch <- msg // buffered, one answer per request
+			continue
+		}
 		select {
 		case c.in <- msg:
 		case <-c.closing:
 			return
 		}
+	}
+}
+
+// takeSide returns, and forgets, the waiter of msg's transaction, if any.
+func (c *controlConn) takeSide(msg *message) chan *message {
+	if msg.Type.Class != stun.ClassSuccessResponse && msg.Type.Class != stun.ClassErrorResponse {
+		return nil
+	}
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	ch := c.side[msg.TxID]
+	delete(c.side, msg.TxID)
+	return ch
+}
+
+// sideRoundTrip is roundTrip for a request sent while another one waits
+// on c.in: its answer is routed to it by transaction ID.
+func (c *controlConn) sideRoundTrip(ctx context.Context, req *message) (*message, error) {
+	ch := make(chan *message, 1)
+	c.smu.Lock()
+	if c.side == nil {
+		c.side = make(map[[stun.TransactionIDSize]byte]chan *message)
+	}
+	c.side[req.TxID] = ch
+	c.smu.Unlock()
+	defer func() {
+		c.smu.Lock()
+		delete(c.side, req.TxID)
+		c.smu.Unlock()
+	}()
+	if err := c.send(req); err != nil {
+		return nil, err
+	}
+	select {
+	case msg := <-ch:
+		if msg.Type.Class == stun.ClassErrorResponse {
+			return nil, msg.serverError()
+		}
+		return msg, nil
+	case <-c.dead:
+		if c.err != nil {
+			return nil, c.err
+		}
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 

@@ -44,15 +44,17 @@ func Connect(ctx context.Context, server string, local netip.AddrPort, name stri
 			return connected{}, err
 		}
 		req := &message{Type: stun.NewType(methodConnect, stun.ClassRequest), TxID: newTxID(), Name: name, Candidates: candidates}
+		var resp *message
+		var class NATClass
 		if cfg.natCheck {
-			req.Class = c.quickCheck(ctx, server, local.Addr())
-			req.HasClass = req.Class.Measured()
+			resp, class, err = c.checkedRequest(ctx, server, local.Addr(), req) // quickcheck.go
+		} else {
+			resp, err = c.request(ctx, req)
 		}
-		resp, err := c.request(ctx, req)
 		if err == nil {
 			var pi PeerInfo
 			if pi, err = peerInfoFrom(resp, roleControlling); err == nil {
-				pi.LocalClass = req.Class
+				pi.LocalClass = class
 				c.log.Debug("peer info", "name", name, "candidates", pi.Candidates, "rtt", resp.RTT, "delay", resp.Delay)
 				return connected{pi, c}, nil
 			}

@@ -17,7 +17,7 @@ import (
 // alternate IP. The server dials the endpoint it observed for that
 // connection, and no other, so it cannot be aimed at a third party; it
 // dials from an ephemeral port (never one it listens on), at a bounded
-// rate per source IP; it writes a DialBack indication carrying the
+// rate per source prefix (ratelimit.go) and a cap in flight; it writes a DialBack indication carrying the
 // client's nonce on the new connection, and answers the request with what
 // happened: connected, refused (a RST: a rejecting NAT), timeout (a
 // dropping NAT) or unreachable. The client, listening on its reused port,
@@ -48,67 +48,62 @@ func (r DialBackResult) String() string {
 }
 
 // CodeNoAltAddress answers a DialBack to a server without an alternate
-// address of the requester's address family; CodeRateLimited one over the
-// rate limit.
-const (
-	CodeNoAltAddress = 501
-	CodeRateLimited  = 429
-)
+// address of the requester's address family. Over the dial-back rate, or
+// with too many dial-backs in flight, the answer is [CodeTooManyRequests].
+const CodeNoAltAddress = 501
 
-// dialBackLimiter is a token bucket per source IP and a cap on dial-backs
-// in flight.
+// dialBackLimiter bounds dial-backs: a token bucket per source prefix (the
+// shared table of ratelimit.go: /32 and /64 by default, bounded memory) and
+// a cap on dial-backs in flight, all sources together.
 type dialBackLimiter struct {
-	burst, inFlightMax int
-	mu                 sync.Mutex
-	inFlight           int
-	buckets            map[netip.Addr]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	at     time.Time
+	rate        *limiter[netip.Prefix]
+	inFlightMax int
+	mu          sync.Mutex
+	inFlight    int
 }
 
 func newDialBackLimiter(cfg *serverConfig) *dialBackLimiter {
-	return &dialBackLimiter{burst: cfg.dialBackBurst, inFlightMax: cfg.dialBackInFlight, buckets: map[netip.Addr]*bucket{}}
+	r := rate{perSec: 1 / dialBackRefill.Seconds(), burst: float64(cfg.dialBackBurst)}
+	return &dialBackLimiter{rate: newLimiter[netip.Prefix](r, cfg.maxRateEntries), inFlightMax: cfg.dialBackInFlight}
 }
 
-func (l *dialBackLimiter) acquire(ip netip.Addr, now time.Time) bool {
+// acquire takes a slot in flight; release gives it back.
+func (l *dialBackLimiter) acquire() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.inFlight >= l.inFlightMax {
 		return false
 	}
-	if len(l.buckets) > 4096 {
-		// Forget full buckets: bounded memory whatever the sources.
-		for a, b := range l.buckets {
-			if b.level(now, l.burst) >= float64(l.burst) {
-				delete(l.buckets, a)
-			}
-		}
-	}
-	b := l.buckets[ip]
-	if b == nil {
-		b = &bucket{tokens: float64(l.burst), at: now}
-		l.buckets[ip] = b
-	}
-	b.tokens, b.at = b.level(now, l.burst), now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
 	l.inFlight++
 	return true
-}
-
-func (b *bucket) level(now time.Time, burst int) float64 {
-	return min(float64(burst), b.tokens+now.Sub(b.at).Seconds()/dialBackRefill.Seconds())
 }
 
 func (l *dialBackLimiter) release() {
 	l.mu.Lock()
 	l.inFlight--
 	l.mu.Unlock()
+}
+
+// allowDialBack checks the source's dial-back bucket and the in-flight cap;
+// on refusal it has answered 429 (counted and traced). Unlike the
+// Register/Connect limits it keeps the connection: a netcheck that waits
+// and asks again is no abuse.
+func (c *peerConn) allowDialBack(req *message) bool {
+	src := c.s.prefixOf(c.remote.Addr())
+	if !c.s.dialBacks.rate.allow(src, time.Now()) {
+		c.s.stats.dialBackLimited.add()
+		c.s.cfg.tracer.Refused(RefusedRateLimit)
+		c.s.badLog.note(src, "rate limited: dial-backs")
+		_ = c.send(errorResponse(req, CodeTooManyRequests, "rate limit: too many dial-backs from your network; try again later"))
+		return false
+	}
+	if !c.s.dialBacks.acquire() {
+		c.s.stats.dialBackBusy.add()
+		c.s.cfg.tracer.Refused(RefusedCapacity)
+		_ = c.send(errorResponse(req, CodeTooManyRequests, "too many dial-backs in flight; try again later"))
+		return false
+	}
+	return true
 }
 
 func (c *peerConn) dialBack(req *message) {
@@ -129,11 +124,10 @@ func (c *peerConn) dialBack(req *message) {
 		_ = c.send(errorResponse(req, CodeBadRequest, "a dial-back of this connection is in flight"))
 		return
 	}
-	if !c.s.dialBacks.acquire(c.remote.Addr(), time.Now()) {
+	if !c.allowDialBack(req) {
 		c.mu.Lock()
 		c.dialing = false
 		c.mu.Unlock()
-		_ = c.send(errorResponse(req, CodeRateLimited, "too many dial-backs; try again later"))
 		return
 	}
 	// serve holds connWG while it runs this handler, so adding is safe.

@@ -56,6 +56,8 @@ func (c *peerConn) handle(msg *message, unknown []stun.AttrType) {
 		// sending them.
 		switch msg.Type.Method {
 		case stun.MethodBinding:
+		case methodClassUpdate: // classupdate.go
+			c.classUpdated(msg)
 		case methodRefuse: // cancel.go
 			if c.isListener() {
 				c.refused(msg)
@@ -115,7 +117,8 @@ func (c *peerConn) register(req *message) {
 		old.close()
 	}
 	c.mu.Lock()
-	c.role, c.name, c.cands, c.class = roleControlled, req.Name, cands, req.Class
+	c.role, c.name, c.cands = roleControlled, req.Name, cands
+	c.announceClassLocked(req)
 	c.mu.Unlock()
 	select {
 	case <-c.closed: // closed meanwhile: close() may have missed the name
@@ -134,7 +137,8 @@ func (c *peerConn) connect(req *message) {
 		return
 	}
 	c.mu.Lock()
-	c.role, c.name, c.cands, c.class = roleControlling, req.Name, cands, req.Class
+	c.role, c.name, c.cands = roleControlling, req.Name, cands
+	c.announceClassLocked(req)
 	c.mu.Unlock()
 	if !c.s.beginPair() {
 		_ = c.send(errorResponse(req, CodeShuttingDown, "server shutting down"))

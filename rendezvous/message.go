@@ -46,6 +46,7 @@ type message struct {
 	Origin       netip.AddrPort // RESPONSE-ORIGIN
 	Class        NATClass       // NAT-CLASS
 	HasClass     bool
+	ClassFollows bool                    // NAT-CLASS-FOLLOWS (classupdate.go)
 	DialNonce    [DialBackNonceSize]byte // DIALBACK-NONCE
 	HasDialNonce bool
 	DialResult   DialBackResult // DIALBACK-RESULT; 0 when absent

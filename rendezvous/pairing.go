@@ -130,12 +130,22 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 	// it out would only stall the dialer.
 	delayL, delayD = min(delayL, s.cfg.pingTimeout), min(delayD, s.cfg.pingTimeout)
 
+	// classupdate.go: both sides decide on the path from the classes sent
+	// here, so a class announced to follow is waited for. The listener's
+	// always (it registered moments ago); the dialer's only when the
+	// listener's class lets it change the verdict.
+	lClass := l.awaitClass()
 	l.mu.Lock()
-	lCands, lClass := l.cands, l.class
+	lCands := l.cands
 	l.mu.Unlock()
-	d.mu.Lock()
-	dClass := d.class
-	d.mu.Unlock()
+	var dClass NATClass
+	if lClass.NeedsPeerClass() {
+		dClass = d.awaitClass()
+	} else {
+		d.mu.Lock()
+		dClass = d.class
+		d.mu.Unlock()
+	}
 	// candpolicy.go: what each side may be told of the other's host candidates.
 	dCands, lCands = s.handOut(d, l, dCands), s.handOut(l, d, lCands)
 	toL, errL := encodeBytes(&message{

@@ -34,10 +34,14 @@ type peerConn struct {
 	cands   []netip.AddrPort
 	class   NATClass // the NAT-CLASS the peer sent in Register or Connect
 	dialing bool     // a dial-back of this connection is in flight
-	pings   map[[stun.TransactionIDSize]byte]pendingPing
-	lastRTT time.Duration
-	ka      *time.Timer
-	leg     *relaySession // set once this connection is a relay leg (relay_session.go)
+	// classReady is closed once an announced class (NAT-CLASS-FOLLOWS) is
+	// in, or was given up on (classupdate.go); nil when none was announced.
+	classReady chan struct{}
+	classIn    bool
+	pings      map[[stun.TransactionIDSize]byte]pendingPing
+	lastRTT    time.Duration
+	ka         *time.Timer
+	leg        *relaySession // set once this connection is a relay leg (relay_session.go)
 
 	legReq *message      // a Relay request: the serve loop hands the connection to serveLeg
 	gone   bool          // closed: a pairing must not start (cancel.go)

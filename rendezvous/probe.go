@@ -56,8 +56,14 @@ func (p *Probe) Binding(ctx context.Context) (BindingResult, error) {
 }
 
 func (c *controlConn) binding(ctx context.Context) (BindingResult, error) {
+	return c.bindingVia(ctx, c.roundTrip)
+}
+
+// bindingVia is binding with the round trip of choice (sideRoundTrip
+// beside a request in flight).
+func (c *controlConn) bindingVia(ctx context.Context, rt func(context.Context, *message) (*message, error)) (BindingResult, error) {
 	start := time.Now()
-	resp, err := c.roundTrip(ctx, &message{Type: stun.BindingRequest, TxID: newTxID()})
+	resp, err := rt(ctx, &message{Type: stun.BindingRequest, TxID: newTxID()})
 	if err != nil {
 		return BindingResult{}, fmt.Errorf("rendezvous: binding: %w", err)
 	}

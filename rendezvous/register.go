@@ -97,14 +97,18 @@ func (r *Registration) establish(ctx context.Context) (*controlConn, netip.AddrP
 	}
 	req := &message{Type: stun.NewType(methodRegister, stun.ClassRequest), TxID: newTxID(), Name: r.name, Candidates: r.cands,
 		Resume: r.resume, HasResume: r.hasResume}
+	var resp *message
 	if r.cfg.natCheck {
-		req.Class = c.quickCheck(ctx, r.server, r.local.Addr())
-		req.HasClass = req.Class.Measured()
+		var class NATClass
+		resp, class, err = c.checkedRequest(ctx, r.server, r.local.Addr(), req) // quickcheck.go
+		// Set before any peer info can arrive: the server pairs only once
+		// it has this class (classupdate.go).
 		r.mu.Lock()
-		r.class = req.Class
+		r.class = class
 		r.mu.Unlock()
+	} else {
+		resp, err = c.request(ctx, req)
 	}
-	resp, err := c.request(ctx, req)
 	if err != nil {
 		c.Close()
 		return nil, netip.AddrPort{}, err

@@ -14,6 +14,7 @@ type serverStats struct {
 	connsRefused, writeTimeouts, badConns                        counter
 	cancels, refusals, candidatesDropped                         counter
 	pairingsAbandoned                                            counter
+	dialBackLimited, dialBackBusy                                counter
 }
 
 // Stats are counters since the server started: everything it refused or
@@ -30,6 +31,8 @@ type Stats struct {
 	Refusals               uint64 // Refuse indications relayed from listeners to dialers
 	CandidatesDropped      uint64 // host candidates the candidate policy withheld
 	PairingsAbandoned      uint64 // pairings dropped because the dialer left before its peer info was sent
+	DialBackRateLimited    uint64 // DialBack answered 429: the source's dial-back bucket was empty
+	DialBackBusy           uint64 // DialBack answered 429: the cap of dial-backs in flight was reached
 }
 
 // Stats returns the server's counters. A metrics exporter polls it; the
@@ -48,5 +51,7 @@ func (s *Server) Stats() Stats {
 		Refusals:               st.refusals.load(),
 		CandidatesDropped:      st.candidatesDropped.load(),
 		PairingsAbandoned:      st.pairingsAbandoned.load(),
+		DialBackRateLimited:    st.dialBackLimited.load(),
+		DialBackBusy:           st.dialBackBusy.load(),
 	}
 }

@@ -30,7 +30,7 @@ type Config struct {
 }
 
 // Names of the benchmarks, in the order they run.
-var Names = []string{"connect", "natcheck", "idle", "pairing", "burst", "stun", "data"}
+var Names = []string{"connect", "natcheck", "idle", "pairing", "burst", "stun", "data", "secure"}
 
 // Command is the hidden `tcpunch bench` command.
 func Command() *cli.Command {

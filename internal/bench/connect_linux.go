@@ -210,7 +210,9 @@ func (p *peerProc) finish() error {
 func connectOnce(ctx context.Context, cfg Config, pair *natlab.Pair, rv, name string) (connectRun, error) {
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	args := []string{"-v", "--report", "json", "--timeout", "6s", "-r", rv, name}
+	// --insecure: this measures the punch; the secure link's handshake is
+	// the e2e TestSecureLab's handshake_ms (BENCHMARKS.md).
+	args := []string{"-v", "--insecure", "--report", "json", "--timeout", "6s", "-r", rv, name}
 	l, err := startPeer(pair.A.Command(rctx, cfg.Exe, append([]string{"listen"}, args...)...))
 	if err != nil {
 		return connectRun{}, err

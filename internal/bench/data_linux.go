@@ -70,8 +70,8 @@ func benchData(ctx context.Context, cfg Config) error {
 		}},
 		{name: "CLI pipe (tcpunch dial → tcpunch listen)", run: func(r int) (goodput, error) {
 			name := fmt.Sprintf("pipe-%d", r)
-			return transfer(ctx, pair.A.Command(ctx, exe, "listen", "-r", rv, name), "listening as",
-				pair.B.Command(ctx, exe, "dial", "-r", rv, name), dur)
+			return transfer(ctx, pair.A.Command(ctx, exe, "listen", "--insecure", "-r", rv, name), "listening as",
+				pair.B.Command(ctx, exe, "dial", "--insecure", "-r", rv, name), dur)
 		}},
 		// socat's default 8 KiB block would make the comparison about
 		// block size; 128 KiB gives it its best case.

@@ -215,7 +215,8 @@ func natCheckPeerCommand() *cli.Command {
 				t     natCheckTiming
 				start = time.Now()
 			)
-			opts := []punch.Option{
+			opts := []punch.Option{punch.WithInsecure(), // it times the NAT check, not the link
+
 				punch.WithRendezvousOptions(rendezvous.WithNATCheck(c.Bool("nat-check"))),
 				punch.WithoutOutcomeReport(),
 				punch.WithEvents(func(ev punch.Event) {

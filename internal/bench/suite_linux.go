@@ -17,6 +17,7 @@ var suite = map[string]func(context.Context, Config) error{
 	"burst":    benchBurst,
 	"stun":     benchSTUN,
 	"data":     benchData,
+	"secure":   benchSecure,
 }
 
 // machine describes where the numbers come from.

@@ -29,6 +29,7 @@ type Peer struct {
 	Stderr      io.Writer
 	Logger      *slog.Logger
 	Extra       []punch.Option // more engine options (e.g. punch.WithMaxPunches for listen)
+	Trust       Trust          // --secret-file, TCPUNCH_SECRET, --insecure (secret.go)
 }
 
 func (p *Peer) check(name string) error {

@@ -54,6 +54,7 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 	}
 
 	var serverAt, rendezvous string
+	var serverArgs []string // more flags of the server
 	var a, b, server demoRunner
 	var aDesc, bDesc string
 	if st := natlab.Check(); cfg.Loopback || st.Err() != nil {
@@ -89,6 +90,13 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 			return pair.Rendezvous().Command(ctx, exe, args...)
 		}
 		serverAt = netip.AddrPortFrom(pair.RendezvousAddr(), 3478).String()
+		// A second server address lets both peers measure their NAT
+		// (mapping, filtering), so a failure names the NAT in the way.
+		alt, err := pair.AddRendezvousAlt()
+		if err != nil {
+			return fmt.Errorf("giving the rendezvous host its second address: %w", err)
+		}
+		serverArgs = append(serverArgs, "--alt-addr", alt.String())
 		aDesc, bDesc = describeHost(pair, pair.A), describeHost(pair, pair.B)
 		fmt.Fprintf(out, "A real NAT lab in network namespaces, scenario %s:\n", sc.Name)
 		fmt.Fprintf(out, "  rendezvous  %v\n  peer a      %s\n  peer b      %s\n", pair.RendezvousAddr(), aDesc, bDesc)
@@ -103,7 +111,7 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	srv, err := tl.spawn(server(ctx, "serve", "--listen", serverAt), "server", nil, nil, nil)
+	srv, err := tl.spawn(server(ctx, append([]string{"serve", "--listen", serverAt}, serverArgs...)...), "server", nil, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -116,9 +124,15 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 	msgB := fmt.Sprintf("hello from peer b (%s)\n", bDesc)
 	var gotA, gotB bytes.Buffer
 	var reportB string
-	// The demo shows the punch; a scenario without a direct path ends with
-	// exit 3 as it explains, rather than relaying.
-	peerArgs := []string{"--report", "json", "--relay", "never", "demo"}
+	// The peers share a fresh secret, as users' peers do. The demo shows
+	// the punch; a scenario without a direct path ends with exit 3 as it
+	// explains, rather than relaying.
+	secretFile, err := demoSecret()
+	if err != nil {
+		return err
+	}
+	defer os.Remove(secretFile)
+	peerArgs := []string{"--report", "json", "--relay", "never", "--secret-file", secretFile, "demo"}
 	if cfg.Verbose {
 		peerArgs = append([]string{"-v"}, peerArgs...)
 	}

@@ -23,8 +23,15 @@ type DialMode struct {
 // Dial punches to name and attaches the connection to stdin/stdout, a child
 // (--exec), or, with --local, punches once per local client and proxies.
 func Dial(ctx context.Context, p Peer, name string, mode DialMode) error {
-	if err := p.check(name); err != nil {
+	tr, err := p.Trust.resolve(name, false)
+	if err != nil {
 		return err
+	}
+	if err := p.check(tr.label); err != nil {
+		return err
+	}
+	if tr.mode == punch.AuthCode && mode.Local != "" {
+		return usageError("--local needs a secret: a one-time code is good for one connection")
 	}
 	if mode.Local != "" && mode.Exec != "" {
 		return usageError("--local and --exec exclude each other")
@@ -33,28 +40,38 @@ func Dial(ctx context.Context, p Peer, name string, mode DialMode) error {
 		// Concurrent punches from one port to one peer would share a 4-tuple.
 		return usageError("--port cannot be combined with --local: each local client gets its own punch and port")
 	}
+	if tr.mode == punch.AuthInsecure {
+		warnInsecure(p.Stderr)
+	}
 	prog := newProgress(p.Stderr, p.Verbose, p.Timeout)
 	if mode.Local != "" {
-		return dialLocal(ctx, p, name, mode.Local, prog)
+		return dialLocal(ctx, p, tr, mode.Local, prog)
 	}
-	c, err := dialOnce(ctx, p, name, prog)
+	c, err := dialOnce(ctx, p, tr, prog)
 	if err != nil {
 		return err
 	}
 	if mode.Exec != "" {
-		return relay.Exec(ctx, c, mode.Exec, p.Stderr)
+		return relay.ExecConfirmed(ctx, c, mode.Exec, p.Stderr)
 	}
-	return relay.Pipe(ctx, c, p.Stdin, p.Stdout)
+	return relay.PipeConfirmed(ctx, c, p.Stdin, p.Stdout)
 }
 
-func dialOnce(ctx context.Context, p Peer, name string, prog *progress) (*punch.Conn, error) {
+func dialOnce(ctx context.Context, p Peer, tr trust, prog *progress) (*punch.Conn, error) {
+	name := tr.label
 	start := time.Now()
 	pctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
-	c, err := punch.Dial(pctx, p.Rendezvous, name, p.options(prog)...)
+	c, err := punch.Dial(pctx, p.Rendezvous, tr.name(), append(p.options(prog), tr.option())...)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, explainInterrupted(name, time.Since(start), err)
+		}
+		if isAuthErr(err) {
+			return nil, explainAuth(tr, err)
+		}
+		if secretUnknown(tr, err) {
+			return nil, explainSecretUnknown(p.Rendezvous, name, err)
 		}
 		if errors.Is(err, punch.ErrRendezvous) {
 			return nil, explainRendezvous(p.Rendezvous, name, p.Port, p.Timeout, err)
@@ -68,7 +85,8 @@ func dialOnce(ctx context.Context, p Peer, name string, prog *progress) (*punch.
 	return c, nil
 }
 
-func dialLocal(ctx context.Context, p Peer, name, local string, prog *progress) error {
+func dialLocal(ctx context.Context, p Peer, tr trust, local string, prog *progress) error {
+	name := tr.label
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", local)
 	if err != nil {
@@ -95,7 +113,7 @@ func dialLocal(ctx context.Context, p Peer, name, local string, prog *progress) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := dialOnce(ctx, p, name, prog)
+			c, err := dialOnce(ctx, p, tr, prog)
 			if err != nil {
 				client.Close()
 				if ctx.Err() == nil {
@@ -103,7 +121,7 @@ func dialLocal(ctx context.Context, p Peer, name, local string, prog *progress) 
 				}
 				return
 			}
-			if err := relay.Proxy(ctx, client, c); err != nil && ctx.Err() == nil {
+			if err := relay.ProxyConfirmed(ctx, c, client); err != nil && ctx.Err() == nil {
 				prog.printf("local client %v: %v", client.RemoteAddr(), err)
 			}
 		}()

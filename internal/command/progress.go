@@ -77,6 +77,10 @@ func (p *progress) event(ev punch.Event) {
 			line = fmt.Sprintf("punch with the dialer at %v cut short after %v: the listener is stopping", ev.Addr, punchElapsed(peer, ev))
 			break
 		}
+		if errors.Is(ev.Err, punch.ErrAuthFailed) || errors.Is(ev.Err, punch.ErrCodeRetired) {
+			line = fmt.Sprintf("refused the dialer at %v: it failed authentication (wrong secret or code, or someone in the middle); nothing was delivered (still listening)", ev.Addr)
+			break
+		}
 		line = fmt.Sprintf("%v (still listening)", explain("the dialer at "+ev.Addr.String(), p.timeout, peer, ev.Err))
 	default:
 		if !p.verbose {
@@ -134,14 +138,16 @@ type report struct {
 	Attempts     int            `json:"attempts"`
 	PerCandidate map[string]int `json:"attempts_per_candidate,omitempty"`
 	SelfConnects int            `json:"self_connects"`
-	Path         string         `json:"path"` // direct or relay
+	Path         string         `json:"path"`         // direct or relay
+	Auth         string         `json:"auth"`         // secret, code or insecure
+	HandshakeMS  float64        `json:"handshake_ms"` // the secure link's handshake after the punch
 }
 
 func (p *progress) connected(info punch.Info, asJSON bool) {
 	if info.Path == punch.PathRelay {
-		p.printf("connected through the relay at %v in %.1f ms (path: relay; no direct connection)", info.Remote, float64(info.Elapsed.Microseconds())/1000)
+		p.printf("connected through the relay at %v in %.1f ms (path: relay; no direct connection; %s)", info.Remote, float64(info.Elapsed.Microseconds())/1000, authSummary(info))
 	} else {
-		p.printf("connected to %v via %v in %.1f ms (path: direct)", info.Remote, info.Method, float64(info.Elapsed.Microseconds())/1000)
+		p.printf("connected to %v via %v in %.1f ms (path: direct; %s)", info.Remote, info.Method, float64(info.Elapsed.Microseconds())/1000, authSummary(info))
 	}
 	if !asJSON {
 		return
@@ -154,6 +160,8 @@ func (p *progress) connected(info punch.Info, asJSON bool) {
 		SelfConnects: info.SelfConnects,
 		Path:         info.Path.String(),
 		PerCandidate: map[string]int{},
+		Auth:         info.Auth,
+		HandshakeMS:  float64(info.Handshake.Microseconds()) / 1000,
 	}
 	for addr, n := range info.Attempts {
 		r.Attempts += n
@@ -191,4 +199,13 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// authSummary says how the connection was secured, for the connected line.
+func authSummary(info punch.Info) string {
+	switch info.Auth {
+	case punch.AuthSecret, punch.AuthCode:
+		return fmt.Sprintf("TLS 1.3, authenticated by the %s, handshake %.1f ms", info.Auth, float64(info.Handshake.Microseconds())/1000)
+	}
+	return "insecure: plaintext, not authenticated"
 }

@@ -65,6 +65,27 @@ func (p *Pair) Addr(h *Host) netip.Addr {
 // RendezvousAddr is the rendezvous host's address in the scenario's family.
 func (p *Pair) RendezvousAddr() netip.Addr { return p.Addr(p.Rendezvous()) }
 
+// Addresses the rendezvous host may take as its second address, outside
+// what the lab hands out on the internet segment (hosts count up from .10).
+var (
+	RendezvousAlt4 = netip.MustParseAddr("203.0.113.250")
+	RendezvousAlt6 = netip.MustParseAddr("2001:db8::fa")
+)
+
+// AddRendezvousAlt gives the rendezvous host a second address in the
+// scenario's family and returns it: what `serve --alt-addr` needs to
+// measure the peers' NAT mapping and filtering.
+func (p *Pair) AddRendezvousAlt() (netip.Addr, error) {
+	a, bits := RendezvousAlt4, InternetPrefix.Bits()
+	if p.Scenario.IPv6 {
+		a, bits = RendezvousAlt6, InternetPrefix6.Bits()
+	}
+	if err := p.Rendezvous().AddAddr(netip.PrefixFrom(a, bits)); err != nil {
+		return netip.Addr{}, err
+	}
+	return a, nil
+}
+
 // Build creates the scenario's lab: a fresh topology, closed again if any
 // step fails.
 func (s Scenario) Build(ctx context.Context, opts ...Option) (*Pair, error) {

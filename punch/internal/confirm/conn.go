@@ -184,6 +184,14 @@ func (c *Conn) maybeCloseWriteLocked() error {
 	}
 	c.closedWrite = true
 	if err := c.hc.CloseWrite(); err != nil {
+		c.mu.Lock()
+		done := c.acked
+		c.mu.Unlock()
+		if done {
+			// Both ends are confirmed: the half-close is only a courtesy,
+			// and a peer that already closed (EPIPE, RST) loses nothing.
+			return nil
+		}
 		c.werr = err
 		return fmt.Errorf("confirm: half-closing: %w", err)
 	}

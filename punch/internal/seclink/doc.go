@@ -61,6 +61,17 @@
 // trips, when the client's Certificate, CertificateVerify and Finished
 // arrive, before any application data.
 //
+// # Owner key
+//
+// OwnerKey derives, from (secret, label), the Ed25519 key whose
+// rendezvous.ProtectedName is the name the server sees; the rendezvous
+// package signs its challenges (rendezvous.WithOwnerKey). Its HKDF info
+// differs from the link's, so owner signatures tell nothing about K_auth.
+//
+// Handshake works over any net.Conn: punch runs the controlling side's
+// over a buffering conn before the punch has picked a connection, so the
+// first flight goes out behind the nominating hello.
+//
 // When not to use it: for anything but a tcpunch peer (it has no CA trust
 // and no host names); over a link that already has its own authentication.
 package seclink

@@ -84,64 +84,30 @@ func TestCodeText(t *testing.T) {
 	}
 }
 
-func TestOwnerProof(t *testing.T) {
+func TestOwnerKey(t *testing.T) {
 	s := mustSecret(t)
-	o := OwnerKey(s, "laptop")
-	if !regexp.MustCompile(`^s-[a-z2-7]{32}$`).MatchString(o.Name) {
-		t.Fatalf("owner name %q breaks the server's name rule", o.Name)
+	k := OwnerKey(s, "laptop")
+	if len(k) != ed25519.PrivateKeySize {
+		t.Fatalf("owner key of %d bytes", len(k))
 	}
-	if OwnerKey(s, "laptop").Name != o.Name {
-		t.Fatal("owner name not deterministic")
+	pub := k.Public().(ed25519.PublicKey)
+	if !bytes.Equal(OwnerKey(s, "laptop").Public().(ed25519.PublicKey), pub) {
+		t.Fatal("owner key not deterministic")
 	}
-	if OwnerKey(s, "desktop").Name == o.Name || OwnerKey(mustSecret(t), "laptop").Name == o.Name {
-		t.Fatal("owner name does not depend on secret and label")
+	for name, other := range map[string]ed25519.PrivateKey{
+		"other label":  OwnerKey(s, "desktop"),
+		"other secret": OwnerKey(mustSecret(t), "laptop"),
+		"label prefix": OwnerKey(s, "laptop\x00"),
+	} {
+		if bytes.Equal(other.Public().(ed25519.PublicKey), pub) {
+			t.Errorf("%s: same owner key", name)
+		}
 	}
 	// The owner key is separate from the link identity.
 	link := newIdentity(SecretAuth(s, "laptop").kAuth)
-	if bytes.Equal(link.pub, o.PublicKey()) {
+	if bytes.Equal(link.pub, pub) {
 		t.Fatal("owner key equals the link identity key")
 	}
-	nonce := []byte("0123456789abcdef")
-	sig, err := o.Sign(PurposeRegister, nonce)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := o.PublicKey()
-	if !VerifyOwnerProof(o.Name, PurposeRegister, pub, nonce, sig) {
-		t.Fatal("valid proof refused")
-	}
-	other := OwnerKey(s, "desktop")
-	for name, ok := range map[string]bool{
-		"other nonce":   VerifyOwnerProof(o.Name, PurposeRegister, pub, []byte("0123456789abcdeX"), sig),
-		"other purpose": VerifyOwnerProof(o.Name, PurposeConnect, pub, nonce, sig),
-		"other name":    VerifyOwnerProof(other.Name, PurposeRegister, pub, nonce, sig),
-		"other key":     VerifyOwnerProof(o.Name, PurposeRegister, other.PublicKey(), nonce, sig),
-		"short key":     VerifyOwnerProof(o.Name, PurposeRegister, pub[:31], nonce, sig),
-		"short sig":     VerifyOwnerProof(o.Name, PurposeRegister, pub, nonce, sig[:63]),
-	} {
-		if ok {
-			t.Errorf("%s: proof accepted", name)
-		}
-	}
-	// The documented byte layout.
-	msg, _ := OwnerProofMessage("connect", "s-ab", []byte{9, 8})
-	want := append([]byte("tcpunch-owner-proof v1"), 7)
-	want = append(append(want, "connect"...), 4)
-	want = append(append(want, "s-ab"...), 0, 2, 9, 8)
-	if !bytes.Equal(msg, want) {
-		t.Fatalf("layout %x, want %x", msg, want)
-	}
-	if !ed25519.Verify(pub, mustMsg(t, PurposeRegister, o.Name, nonce), sig) {
-		t.Fatal("signature is not over the documented message")
-	}
-}
-
-func mustMsg(t *testing.T, purpose, name string, nonce []byte) []byte {
-	m, err := OwnerProofMessage(purpose, name, nonce)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
 
 // TestCertificateChecks covers what the loopback handshakes cannot easily
