@@ -148,11 +148,18 @@ func finish(ctx context.Context, conn Confirmed, cause error) error {
 		conn.Close()
 	}
 	_, err := conn.Finish(fctx)
-	if err == nil && cause != nil {
-		err = cause
-	}
 	if err != nil && ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if cause != nil {
+		// The counts are Finish's; the reason is what ended the relay (a
+		// reset, the relay server's END), not Finish's failure to send on
+		// the connection closed above.
+		var ie *punch.IncompleteError
+		if errors.As(err, &ie) {
+			return &punch.IncompleteError{Delivery: ie.Delivery, Err: cause}
+		}
+		return cause
 	}
 	return err
 }
