@@ -69,7 +69,7 @@ func TestCodeMode(t *testing.T) {
 func TestWrongCodeRetires(t *testing.T) {
 	t.Parallel()
 	rv, _ := serve(t, nil, "127.0.0.1:0")
-	var lOut bytes.Buffer
+	var lOut syncBuffer // read while the listener still runs
 	l := start(t, noSecret, strings.NewReader("listener secret data\n"), &lOut, "listen", "-r", rv)
 	code := codeOf(t, l)
 	nameplate, _, _ := strings.Cut(code, "-")
@@ -108,7 +108,7 @@ func TestWrongSecretRefused(t *testing.T) {
 	if err := writeSecret(other); err != nil {
 		t.Fatal(err)
 	}
-	var lOut bytes.Buffer
+	var lOut syncBuffer // read while the listener still runs
 	l := start(t, nil, strings.NewReader("for the right peer\n"), &lOut, "listen", "-r", rv, "box")
 	l.waitReady(30 * time.Second)
 	var dOut bytes.Buffer
@@ -277,7 +277,7 @@ func TestSecurePcap(t *testing.T) {
 				extra = []string{"--insecure"}
 			}
 			payload := strings.Repeat(marker+"\n", 64)
-			var lOut bytes.Buffer
+			var lOut syncBuffer // read while the listener still runs
 			l := start(t, in(p.A), strings.NewReader(payload), &lOut, append(append([]string{"listen", "-r", rv}, extra...), "pcap")...)
 			l.waitStderr("listening as", 30*time.Second)
 			d := start(t, in(p.B), strings.NewReader(payload), io.Discard, append(append([]string{"dial", "-r", rv}, extra...), "pcap")...)

@@ -47,6 +47,9 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	pi, ctl, err := rendezvous.Connect(ctx, rendezvousAddr, ep.Addr(), serverName, ep.hostCandidates(rendezvousAddr),
 		append(append(cfg.rendezvousOptions(), proof...), rendezvous.WithPeerRefused(func(err error) { cancelPunch(err) }))...)
 	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, rendezvous.ErrPeerRefused) {
+			err = cause // refused while the Connect was finishing
+		}
 		return nil, fmt.Errorf("%w: %w", ErrRendezvous, err)
 	}
 	// The control connection holds the NAT mapping the server observed

@@ -129,6 +129,8 @@ func TestBusyListenerRefuses(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("refused after %v: should be at once", took)
 	}
+	// The listener's event may trail the refusal the dialer already got.
+	waitEvent(t, &log, 10*time.Second, func(ev Event) bool { return ev.Kind == EventRefused })
 	if log.count(EventRefused, netip.AddrPort{}) != 1 || srv.Stats().Refusals != 1 {
 		t.Errorf("refusals: events %d, server %+v", log.count(EventRefused, netip.AddrPort{}), srv.Stats())
 	}

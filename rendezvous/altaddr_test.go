@@ -171,9 +171,11 @@ func TestClassInPeerInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The listener's own class (no NAT) leaves no verdict to the dialer's:
-	// the server paired without waiting for it (classupdate.go).
-	if lpi.Class.Measured() {
-		t.Errorf("listener's peer info: dialer class %v, want not measured (not waited for)", lpi.Class)
+	// the server paired without waiting for it (classupdate.go), so the
+	// listener has it only if it happened to arrive first; whatever it has
+	// is never a wrong class.
+	if lpi.Class.Measured() && lpi.Class.Mapping != MappingNone {
+		t.Errorf("listener's peer info: dialer class %v, want not measured or mapping none", lpi.Class)
 	}
 	// Without the check nothing is claimed.
 	pi2, ctl2, err := Connect(ctx, addr, reusedPort(t), "svc", nil)

@@ -50,3 +50,13 @@ func (r *Registration) Refuse(tag [16]byte, code int, reason string) error {
 	return c.send(&message{Type: stun.NewType(methodRefuse, stun.ClassIndication), TxID: newTxID(),
 		Tag: tag, HasTag: true, Code: code, Reason: reason})
 }
+
+// refusal hands a Refuse indication to WithPeerRefused's function and
+// reports whether msg was one.
+func (c *controlConn) refusal(msg *message) bool {
+	if msg.Type.Method != methodRefuse || msg.Type.Class != stun.ClassIndication || c.cfg.onRefused == nil {
+		return false
+	}
+	c.cfg.onRefused(&PeerRefusedError{ServerError{Code: msg.Code, Reason: msg.Reason}})
+	return true
+}

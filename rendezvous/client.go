@@ -279,6 +279,11 @@ func (c *controlConn) roundTrip(ctx context.Context, req *message) (*message, er
 
 // answer says whether msg answers req (ok), and with what.
 func (c *controlConn) answer(req, msg *message) (resp *message, err error, ok bool) {
+	if c.refusal(msg) {
+		// The listener may refuse us while our Connect is still finishing
+		// (its quick NAT check): that must not be lost as unexpected.
+		return nil, nil, false
+	}
 	if msg.Type.Method == methodGoodbye && msg.Type.Class == stun.ClassIndication {
 		return nil, fmt.Errorf("%w: %w", errGoodbye, msg.serverError()), true
 	}
@@ -308,8 +313,7 @@ func (c *controlConn) drain() {
 	for {
 		select {
 		case msg := <-c.in:
-			if msg.Type.Method == methodRefuse && msg.Type.Class == stun.ClassIndication && c.cfg.onRefused != nil { // cancel_client.go
-				c.cfg.onRefused(&PeerRefusedError{ServerError{Code: msg.Code, Reason: msg.Reason}})
+			if c.refusal(msg) {
 				continue
 			}
 			c.log.Debug("message after peer info ignored", "type", msg.Type.String())

@@ -129,8 +129,10 @@ func TestRegisterConnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	closer2.Close()
+	// The dialer stays until the listener has its peer info: the server
+	// sends none for a dialer that already left.
 	lPI2, err := reg.Next(ctx)
+	closer2.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,11 +272,10 @@ func TestRegisterSurvivesServerRestart(t *testing.T) {
 	serveOn(t, ln2)
 
 	var pi PeerInfo
+	var dialer io.Closer
 	for {
-		var c io.Closer
-		pi, c, err = Connect(ctx, addr, anyLocal, "phoenix", nil)
+		pi, dialer, err = Connect(ctx, addr, anyLocal, "phoenix", nil)
 		if err == nil {
-			c.Close()
 			break
 		}
 		if !errors.Is(err, ErrUnknownName) || ctx.Err() != nil {
@@ -282,7 +283,10 @@ func TestRegisterSurvivesServerRestart(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The dialer stays until the listener has its peer info: the server
+	// sends none for a dialer that already left.
 	got, err := reg.Next(ctx)
+	dialer.Close()
 	if err != nil {
 		t.Fatal(err)
 	}

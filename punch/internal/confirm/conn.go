@@ -370,6 +370,7 @@ func (c *Conn) Finish(ctx context.Context) (Delivery, error) {
 		c.wmu.Unlock()
 		switch {
 		case done:
+			c.awaitPeerClose(ctx)
 			return c.result(nil)
 		case ctx.Err() != nil:
 			return c.result(ctx.Err())
@@ -393,6 +394,33 @@ func (c *Conn) Finish(ctx context.Context) (Delivery, error) {
 		case <-ctx.Done():
 		}
 	}
+}
+
+// peerCloseWait bounds how long Finish waits, once delivery is confirmed,
+// for the peer to close its side.
+const peerCloseWait = 2 * time.Second
+
+// awaitPeerClose waits, bounded, until the peer's side of the underlying
+// stream ends (its close_notify or FIN), which follows its FIN and ACK at
+// once. Closing before that, with those bytes unread, makes the kernel
+// reset the connection, and a reset discards our ACK if it is still in
+// flight (lost once and awaiting retransmission): the peer would then see
+// a delivery we confirmed as unconfirmed. After the peer's close a plain
+// close retransmits whatever is still unacknowledged.
+func (c *Conn) awaitPeerClose(ctx context.Context) {
+	if !c.rmu.TryLock() {
+		return // the application is reading: it drains the stream itself
+	}
+	defer c.rmu.Unlock()
+	deadline := time.Now().Add(peerCloseWait)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = c.Conn.SetReadDeadline(deadline)
+	defer c.Conn.SetReadDeadline(time.Time{})
+	// Nothing but the close may follow the peer's FIN; whatever does is
+	// discarded, and bounded.
+	_, _ = io.CopyN(io.Discard, c.br, 1<<16)
 }
 
 // pumpOne reads one control frame on behalf of Finish. It never consumes

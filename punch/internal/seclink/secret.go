@@ -59,8 +59,12 @@ func ParseSecret(text string) (Secret, error) {
 	if !strings.HasPrefix(t, secretPrefix) {
 		return Secret{}, fmt.Errorf("%w: it must start with %q", ErrBadSecret, secretPrefix)
 	}
-	raw, err := b32.DecodeString(strings.ToUpper(t[len(secretPrefix):]))
-	if err != nil || len(raw) != SecretSize+secretCheckLen {
+	body := strings.ToUpper(t[len(secretPrefix):])
+	raw, err := b32.DecodeString(body)
+	// The last character carries bits beyond the bytes: base32 ignores
+	// them, so a typo there would be accepted. Only the one canonical
+	// spelling is.
+	if err != nil || len(raw) != SecretSize+secretCheckLen || b32.EncodeToString(raw) != body {
 		return Secret{}, fmt.Errorf("%w: wrong length or characters", ErrBadSecret)
 	}
 	if subtle.ConstantTimeCompare(raw[SecretSize:], secretChecksum(raw[:SecretSize])) != 1 {
