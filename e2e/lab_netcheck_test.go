@@ -3,7 +3,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -59,7 +58,7 @@ type ncReport struct {
 // netcheckIn runs `tcpunch netcheck --json` in h's namespace.
 func netcheckIn(t *testing.T, h *natlab.Host, server string) ncReport {
 	t.Helper()
-	var out bytes.Buffer
+	var out syncBuffer
 	p := start(t, in(h), nil, &out, "netcheck", "--json", server)
 	if code := p.wait(time.Minute); code != 0 {
 		t.Fatalf("tcpunch netcheck %s: exit %d; stderr:\n%s", server, code, p.stderr.String())
