@@ -3,7 +3,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -156,7 +155,7 @@ func TestLabRelayNoPlaintext(t *testing.T) {
 				args = append(args, "--insecure")
 			}
 			payload := strings.Repeat(marker+"\n", 64)
-			var lOut, dOut bytes.Buffer
+			var lOut, dOut syncBuffer
 			l := start(t, in(p.A), strings.NewReader(payload), &lOut, append(append([]string{"listen"}, args...), "marker")...)
 			l.waitStderr("listening as", 30*time.Second)
 			d := start(t, in(p.B), strings.NewReader(payload), &dOut, append(append([]string{"dial"}, args...), "marker")...)
@@ -169,8 +168,8 @@ func TestLabRelayNoPlaintext(t *testing.T) {
 			if err := capt.Stop(); err != nil {
 				t.Fatal(err)
 			}
-			if lOut.String() != payload || dOut.String() != payload {
-				t.Fatalf("received %d and %d bytes, want %d each way", lOut.Len(), dOut.Len(), len(payload))
+			if got, gotD := lOut.String(), dOut.String(); got != payload || gotD != payload {
+				t.Fatalf("received %d and %d bytes, want %d each way", len(got), len(gotD), len(payload))
 			}
 			for who, r := range map[string]relayReport{"listener": parseRelayReport(t, l.stderr.String()), "dialer": parseRelayReport(t, d.stderr.String())} {
 				if r.Path != "relay" || r.Auth != mode {
