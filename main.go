@@ -25,6 +25,7 @@ import (
 	"github.com/tcpunch/tcpunch/internal/command"
 	"github.com/tcpunch/tcpunch/internal/ingress"
 	"github.com/tcpunch/tcpunch/internal/relay"
+	"github.com/tcpunch/tcpunch/punch"
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
 
@@ -35,8 +36,9 @@ const exitCodesHelp = `EXIT CODES:
    3    no direct path: the punch timed out or the peer refused verification
    4    rendezvous: server unreachable (after retrying for --timeout), unknown name, name taken,
         listener busy, or a --port that already has a connection to that server
-   5    incomplete: the peer reset, died or cut the stream; the line says how many bytes were
-        sent and acknowledged (exit 0 means everything sent was read by the peer)
+   5    incomplete: the peer reset, died or cut the stream, or the relay server ended it (a
+        limit, its death); the line says how many bytes were sent and acknowledged, or the
+        relay's reason (exit 0 means everything sent was read by the peer)
    6    authentication failed: the peer holds another secret or code (nothing was sent or
         received), or a one-time code was retired after 3 failed attempts
    130  interrupted (SIGINT/SIGTERM) while punching or piping
@@ -202,9 +204,13 @@ func peerFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "insecure", EnvVars: envs("insecure"),
 			Usage: "no secret, no code: plaintext to whoever knows NAME, readable and changeable by the server and the path"},
 		&cli.StringFlag{Name: "report", EnvVars: envs("report"),
-			Usage: "`json`: one JSON line per connection on stderr (local, remote, method, elapsed_ms, attempts, self_connects, auth, handshake_ms)"},
+			Usage: "`json`: one JSON line per connection on stderr (local, remote, method, path, elapsed_ms, attempts, self_connects, auth, handshake_ms)"},
 		&cli.BoolFlag{Name: "no-report", EnvVars: envs("no-report"),
-			Usage: "don't tell the rendezvous server how each punch went (by default: direct or failed, method, time, attempts; no address), which it counts for its operator's success rate"},
+			Usage: "don't tell the rendezvous server how each punch went (by default: direct, relay or failed, method, time, attempts; no address), which it counts for its operator's success rate"},
+		&cli.StringFlag{Name: "relay", Value: "auto", EnvVars: envs("relay"),
+			Usage: "`MODE`: auto relays through the rendezvous server when no direct connection verified within --relay-budget; never; always"},
+		&cli.DurationFlag{Name: "relay-budget", Value: punch.DefaultRelayBudget, EnvVars: envs("relay-budget"),
+			Usage: "with --relay auto: how long to wait for a direct connection before relaying (direct attempts go on)"},
 		verboseFlag(),
 	}
 }
@@ -247,17 +253,19 @@ func peerConfig(c *cli.Context) command.Peer {
 	}
 	logger := command.NewLineLogger(os.Stderr, level)
 	return command.Peer{
-		Rendezvous: c.String("rendezvous"),
-		Port:       c.Int("port"),
-		Timeout:    c.Duration("timeout"),
-		Verbose:    c.Bool("verbose"),
-		Report:     c.String("report"),
-		ReadyFD:    c.Int("ready-fd"),
-		NoReport:   c.Bool("no-report"),
-		Stdin:      os.Stdin,
-		Stdout:     os.Stdout,
-		Stderr:     os.Stderr,
-		Logger:     logger,
+		Rendezvous:  c.String("rendezvous"),
+		Port:        c.Int("port"),
+		Timeout:     c.Duration("timeout"),
+		Verbose:     c.Bool("verbose"),
+		Report:      c.String("report"),
+		ReadyFD:     c.Int("ready-fd"),
+		NoReport:    c.Bool("no-report"),
+		Relay:       c.String("relay"),
+		RelayBudget: c.Duration("relay-budget"),
+		Stdin:       os.Stdin,
+		Stdout:      os.Stdout,
+		Stderr:      os.Stderr,
+		Logger:      logger,
 		Trust: command.Trust{
 			SecretFile: c.String("secret-file"),
 			Secret:     os.Getenv("TCPUNCH_SECRET"),
@@ -549,10 +557,11 @@ EXAMPLES:
 				Usage: "how long the server waits for a ping answer when it measures a round trip itself"},
 			&cli.StringSliceFlag{Name: "alt-addr", EnvVars: envs("alt-addr"),
 				Usage: "a second `IP[:PORT]` of this host, once per family: listen there too and dial clients back from it, so `tcpunch netcheck` can measure NAT mapping and filtering (PORT defaults to the --listen port + 1)"},
+		}, append(append(command.RelayServeFlags(envs),
 			readyFDFlag("once listening, write the listening address and a newline to descriptor `N`, and close it"),
 			logFormatFlag(),
 			verboseFlag(),
-		}, serveLimitFlags()...), // flags_hardening.go
+		), serveLimitFlags()...)...), // flags_hardening.go
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
 			logger, err := newLogger(c, os.Stderr)
@@ -560,6 +569,10 @@ EXAMPLES:
 				return err
 			}
 			if err := checkServeFlags(c); err != nil {
+				return err
+			}
+			relayOpts, err := command.RelayServeOptions(c)
+			if err != nil {
 				return err
 			}
 			limits, err := serveLimitOptions(c) // flags_hardening.go
@@ -579,7 +592,7 @@ EXAMPLES:
 				ProxyHeaderTimeout: c.Duration("proxy-header-timeout"),
 				Logger:             logger,
 				ReadyFD:            c.Int("ready-fd"),
-			}, append(append(limits, alts...),
+			}, append(append(append(limits, alts...), relayOpts...),
 				rendezvous.WithMaxConns(c.Int("max-conns")),
 				rendezvous.WithMaxConnsPerIP(c.Int("max-conns-per-ip")),
 				rendezvous.WithMaxMessageSize(c.Int("max-message-size")),

@@ -91,7 +91,8 @@ type proc struct {
 	err    error
 }
 
-// syncBuffer collects a process's stderr while tests read it.
+// syncBuffer collects a process's output while tests read it (a plain
+// bytes.Buffer races with the goroutine os/exec copies into it).
 type syncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
@@ -101,6 +102,13 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
+}
+
+// Bytes is a copy of what was written so far.
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
 }
 
 // Len is how many bytes were written so far.

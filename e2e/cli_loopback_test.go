@@ -3,7 +3,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -85,6 +84,28 @@ func parseReport(t *testing.T, stderr string) report {
 	return r
 }
 
+// checkMethodPair checks what the engine guarantees about one connection
+// seen from both ends: the methods agree (accept on one side is connect on
+// the other, a simultaneous open is one on both), and a side that dialed
+// it (connect, simultaneous-open) sent at least one SYN. A side that
+// accepted may have sent none: the peer's SYN can arrive before its first
+// dial, so only the pair's total is at least one.
+func checkMethodPair(t *testing.T, a, b report) {
+	t.Helper()
+	agree := map[string]string{"accept": "connect", "connect": "accept", "simultaneous-open": "simultaneous-open"}
+	if want, ok := agree[a.Method]; !ok || b.Method != want {
+		t.Errorf("methods %q and %q: not two ends of one connection", a.Method, b.Method)
+	}
+	for _, r := range []report{a, b} {
+		if r.Method != "accept" && r.Attempts < 1 {
+			t.Errorf("report %+v: method %s dialed, but attempts = %d", r, r.Method, r.Attempts)
+		}
+	}
+	if a.Attempts+b.Attempts < 1 {
+		t.Errorf("reports %+v and %+v: no side sent a SYN", a, b)
+	}
+}
+
 // TestPipeBothWays is nc between two machines: each side's stdin arrives
 // byte-exact on the other's stdout, EOF half-closes, both exit 0.
 func TestPipeBothWays(t *testing.T) {
@@ -115,14 +136,10 @@ func TestPipeBothWays(t *testing.T) {
 	if dr.Remote == rv || lr.Remote == rv {
 		t.Errorf("a peer's remote is the rendezvous server %s", rv)
 	}
+	checkMethodPair(t, lr, dr)
 	for _, r := range []report{lr, dr} {
-		switch r.Method {
-		case "simultaneous-open", "accept", "connect":
-		default:
-			t.Errorf("report method %q", r.Method)
-		}
-		if r.Attempts < 1 || r.ElapsedMS <= 0 || r.SelfConnects != 0 {
-			t.Errorf("report %+v: want attempts ≥ 1, elapsed > 0, no self-connects", r)
+		if r.ElapsedMS <= 0 || r.SelfConnects != 0 {
+			t.Errorf("report %+v: want elapsed > 0, no self-connects", r)
 		}
 	}
 	if out := d.stderr.String(); !strings.Contains(out, "connected to") {
@@ -215,7 +232,7 @@ func TestFlagsAfterName(t *testing.T) {
 		{"dial", "--report=json", "flags-after", "-r=" + rv},        // inline values
 		{"dial", "-r", rv, "--report", "json", "--", "flags-after"}, // --
 	} {
-		var out bytes.Buffer
+		var out syncBuffer
 		d := start(t, nil, strings.NewReader("a-b\n"), &out, args...)
 		if code := d.wait(60 * time.Second); code != 0 {
 			t.Fatalf("%q: exit %d; stderr:\n%s", args, code, d.stderr.String())
@@ -231,7 +248,7 @@ func TestFlagsAfterName(t *testing.T) {
 	// A name that starts with a dash needs --.
 	l2 := start(t, nil, strings.NewReader("dashed\n"), io.Discard, "listen", "-r", rv, "--", "-dashed")
 	l2.waitReady(30 * time.Second)
-	var out bytes.Buffer
+	var out syncBuffer
 	d := start(t, nil, strings.NewReader(""), &out, "dial", "-r", rv, "--", "-dashed")
 	if code := d.wait(60 * time.Second); code != 0 || out.String() != "dashed\n" {
 		t.Errorf("dial -- -dashed: exit %d, got %q; stderr:\n%s", code, out.String(), d.stderr.String())
@@ -364,7 +381,7 @@ func TestListenBeforeServer(t *testing.T) {
 	l.waitStderr(`retrying`, 30*time.Second)
 	serve(t, nil, rv)
 	l.waitReady(60 * time.Second)
-	var out bytes.Buffer
+	var out syncBuffer
 	d := start(t, nil, strings.NewReader(""), &out, "dial", "-r", rv, "early")
 	if code := d.wait(60 * time.Second); code != 0 {
 		t.Fatalf("dial: exit %d; stderr:\n%s", code, d.stderr.String())
@@ -441,7 +458,7 @@ func TestExecGetsOnlyTheConnection(t *testing.T) {
 	l := start(t, nil, nil, io.Discard, "listen", "-r", rv, "--exec",
 		`exec find /proc/self/fd -mindepth 1 -printf '%f %l\n'`, "execfd")
 	l.waitReady(30 * time.Second)
-	var out bytes.Buffer
+	var out syncBuffer
 	d := start(t, nil, strings.NewReader(""), &out, "dial", "-r", rv, "execfd")
 	if code := d.wait(60 * time.Second); code != 0 {
 		t.Fatalf("dial exit %d", code)
@@ -499,7 +516,7 @@ func TestInterruptWhilePunching(t *testing.T) {
 
 func TestDemoLoopback(t *testing.T) {
 	t.Parallel()
-	var out bytes.Buffer
+	var out syncBuffer
 	p := start(t, nil, nil, &out, "demo", "--loopback")
 	if code := p.wait(2 * time.Minute); code != 0 {
 		t.Fatalf("demo --loopback: exit %d\n%s", code, out.String())
@@ -514,7 +531,7 @@ func TestDemoLoopback(t *testing.T) {
 func TestDemoThroughNAT(t *testing.T) {
 	natlab.Require(t)
 	t.Parallel()
-	var out bytes.Buffer
+	var out syncBuffer
 	p := start(t, nil, nil, &out, "demo", "--delay", "10ms")
 	if code := p.wait(2 * time.Minute); code != 0 {
 		t.Fatalf("demo: exit %d\n%s", code, out.String())
@@ -532,7 +549,7 @@ func TestDemoScenarios(t *testing.T) {
 	t.Parallel()
 	t.Run("rst×rst", func(t *testing.T) {
 		t.Parallel()
-		var out bytes.Buffer
+		var out syncBuffer
 		p := start(t, nil, nil, &out, "demo", "--scenario", "rstxrst", "--delay", "10ms")
 		if code := p.wait(2 * time.Minute); code != 0 {
 			t.Fatalf("demo: exit %d\n%s", code, out.String())
@@ -546,7 +563,7 @@ func TestDemoScenarios(t *testing.T) {
 	})
 	t.Run("symmetric×drop", func(t *testing.T) {
 		t.Parallel()
-		var out bytes.Buffer
+		var out syncBuffer
 		p := start(t, nil, nil, &out, "demo", "--scenario", "symmetricxdrop")
 		if code := p.wait(2 * time.Minute); code != 3 {
 			t.Fatalf("demo: exit %d, want 3 (no direct path)\n%s", code, out.String())
@@ -582,7 +599,7 @@ func TestStunCommand(t *testing.T) {
 	rv1, _ := serve(t, nil, "127.0.0.1:0")
 	rv2, _ := serve(t, nil, "127.0.0.1:0")
 
-	var one bytes.Buffer
+	var one syncBuffer
 	p := start(t, nil, nil, &one, "stun", "--port", "0", rv1)
 	if code := p.wait(30 * time.Second); code != 0 {
 		t.Fatalf("stun: exit %d", code)
@@ -592,7 +609,7 @@ func TestStunCommand(t *testing.T) {
 		t.Errorf("stun printed %q, want 127.0.0.1:PORT", mapped)
 	}
 
-	var two bytes.Buffer
+	var two syncBuffer
 	p = start(t, nil, nil, &two, "stun", rv1, rv2)
 	if code := p.wait(30 * time.Second); code != 0 {
 		t.Fatalf("stun with two servers: exit %d", code)
@@ -618,7 +635,7 @@ func TestRendezvousFromEnvironment(t *testing.T) {
 	withEnv := []string{"env", "TCPUNCH_RENDEZVOUS=" + rv}
 	l := start(t, withEnv, strings.NewReader("from env listener\n"), io.Discard, "listen", "envname")
 	l.waitReady(30 * time.Second)
-	var out bytes.Buffer
+	var out syncBuffer
 	d := start(t, withEnv, strings.NewReader(""), &out, "dial", "envname")
 	if code := d.wait(60 * time.Second); code != 0 {
 		t.Fatalf("dial with TCPUNCH_RENDEZVOUS: exit %d", code)
@@ -632,7 +649,7 @@ func TestRendezvousFromEnvironment(t *testing.T) {
 func TestDialExec(t *testing.T) {
 	t.Parallel()
 	rv, _ := serve(t, nil, "127.0.0.1:0")
-	var got bytes.Buffer
+	var got syncBuffer
 	l := start(t, nil, strings.NewReader("line one\nline two\n"), &got, "listen", "-r", rv, "dialexec")
 	l.waitReady(30 * time.Second)
 	// The child numbers the lines it reads and writes them back.
@@ -712,7 +729,7 @@ func TestListenSurvivesServerRestart(t *testing.T) {
 	serve(t, nil, rv) // the same address
 	l.waitStderr(`registered again`, 60*time.Second)
 
-	var out bytes.Buffer
+	var out syncBuffer
 	d := start(t, nil, strings.NewReader(""), &out, "dial", "-r", rv, "phoenix")
 	if code := d.wait(60 * time.Second); code != 0 {
 		t.Fatalf("dial after the restart: exit %d", code)

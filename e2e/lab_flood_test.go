@@ -61,16 +61,16 @@ func TestLabConnectFlood(t *testing.T) {
 	lh, attacker, good := hosts[0], hosts[1], hosts[2]
 	rdv := l.Rendezvous()
 	rv := netip.AddrPortFrom(rdv.Addr(), rdvPort).String()
-	srv := start(t, in(rdv), nil, &bytes.Buffer{}, "serve", "--listen", rv) // the defaults
+	srv := start(t, in(rdv), nil, &syncBuffer{}, "serve", "--listen", rv) // the defaults
 	srv.waitReady(30 * time.Second)
 
-	lp := start(t, in(lh), nil, &bytes.Buffer{}, "listen", "-r", rv, "--exec", "cat", name)
+	lp := start(t, in(lh), nil, &syncBuffer{}, "listen", "-r", rv, "--exec", "cat", name)
 	lp.waitReady(30 * time.Second)
 	pid := lp.cmd.Process.Pid
 
 	dialOnce := func(what string) (wall, punch time.Duration) {
 		t.Helper()
-		var out bytes.Buffer
+		var out syncBuffer
 		began := time.Now()
 		d := start(t, in(good), strings.NewReader("ping\n"), &out, "dial", "-r", rv, "--report", "json", "--timeout", "30s", name)
 		if code := d.wait(time.Minute); code != 0 || out.String() != "ping\n" {

@@ -176,6 +176,8 @@ func runDirect(t *testing.T, c cell, i int, st *cellStats) {
 	rv := serveIn(t, p)
 	name := fmt.Sprintf("peer%d", i+1)
 	lSeed, dSeed := byte(2*i+10), byte(2*i+11)
+	// --relay never: the matrix measures punching (lab_relay_test.go
+	// tests the fallback).
 	timeout := "--timeout=" + directTimeout.String()
 	if c.bestEffort != "" {
 		timeout = "--timeout=" + bestEffortTimeout.String()
@@ -183,10 +185,10 @@ func runDirect(t *testing.T, c cell, i int, st *cellStats) {
 
 	lOut, dOut := newHashWriter(), newHashWriter()
 	l := start(t, in(listener), stream(lSeed, pipeSize), lOut,
-		append(append([]string{"listen", "-r", rv, "--report", "json", timeout}, verboseArgs()...), name)...)
+		append(append([]string{"listen", "-r", rv, "--report", "json", "--relay", "never", timeout}, verboseArgs()...), name)...)
 	l.waitStderr(`listening as`, 30*time.Second)
 	d := start(t, in(dialer), stream(dSeed, pipeSize), dOut,
-		append(append([]string{"dial", "-r", rv, "--report", "json", timeout}, verboseArgs()...), name)...)
+		append(append([]string{"dial", "-r", rv, "--report", "json", "--relay", "never", timeout}, verboseArgs()...), name)...)
 
 	code := d.wait(runBudget)
 	if code == 3 && c.bestEffort != "" {
@@ -239,13 +241,15 @@ func runNoPath(t *testing.T, c cell, i int, st *cellStats) {
 	listener, dialer := roles(p, i)
 	rv := serveIn(t, p)
 	name := fmt.Sprintf("peer%d", i+1)
+	// No relay: what is tested is that no direct path is reported as such
+	// (lab_relay_test.go relays the same cells).
 	timeout := "--timeout=" + noPathTimeout.String()
 
 	lOut, dOut := newHashWriter(), newHashWriter()
-	l := start(t, in(listener), stream(byte(2*i+10), pipeSize), lOut, "listen", "-r", rv, "--report", "json", timeout, name)
+	l := start(t, in(listener), stream(byte(2*i+10), pipeSize), lOut, "listen", "-r", rv, "--report", "json", "--relay", "never", timeout, name)
 	l.waitStderr(`listening as`, 30*time.Second)
 	began := time.Now()
-	d := start(t, in(dialer), stream(byte(2*i+11), pipeSize), dOut, "dial", "-r", rv, "--report", "json", timeout, name)
+	d := start(t, in(dialer), stream(byte(2*i+11), pipeSize), dOut, "dial", "-r", rv, "--report", "json", "--relay", "never", timeout, name)
 	// "Within its timeout": the punch deadline covers the rendezvous too;
 	// the slack is for process start and exit on a loaded machine.
 	code := d.wait(noPathTimeout + 20*time.Second)

@@ -3,7 +3,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -59,7 +58,7 @@ type ncReport struct {
 // netcheckIn runs `tcpunch netcheck --json` in h's namespace.
 func netcheckIn(t *testing.T, h *natlab.Host, server string) ncReport {
 	t.Helper()
-	var out bytes.Buffer
+	var out syncBuffer
 	p := start(t, in(h), nil, &out, "netcheck", "--json", server)
 	if code := p.wait(time.Minute); code != 0 {
 		t.Fatalf("tcpunch netcheck %s: exit %d; stderr:\n%s", server, code, p.stderr.String())
@@ -165,8 +164,8 @@ func TestLabNetcheckSingleAddress(t *testing.T) {
 
 // TestLabSymmetricPairGivesUpAtOnce: with a server that has a second
 // address, both peers measure their symmetric NATs while connecting, and
-// dial says no direct path can exist right after the peer info instead of
-// waiting out --timeout; -v shows both classes first.
+// with --relay never dial says no direct path can exist right after the
+// peer info instead of waiting out --timeout; -v shows both classes first.
 func TestLabSymmetricPairGivesUpAtOnce(t *testing.T) {
 	natlab.Require(t)
 	t.Parallel()
@@ -188,10 +187,10 @@ func TestLabSymmetricPairGivesUpAtOnce(t *testing.T) {
 		waitStderr(`rendezvous serving.*addr=`+regexp.QuoteMeta(altAddr4.String()), 30*time.Second)
 	rv := netip.AddrPortFrom(rdv.Addr(), rdvPort).String()
 	const timeout = 15 * time.Second
-	l := start(t, in(p.A), nil, nil, "listen", "-r", rv, "--timeout", timeout.String(), "svc")
+	l := start(t, in(p.A), nil, nil, "listen", "-r", rv, "--relay", "never", "--timeout", timeout.String(), "svc")
 	l.waitStderr(`listening as`, 30*time.Second)
 	began := time.Now()
-	d := start(t, in(p.B), nil, nil, "dial", "-v", "-r", rv, "--timeout", timeout.String(), "svc")
+	d := start(t, in(p.B), nil, nil, "dial", "-v", "-r", rv, "--relay", "never", "--timeout", timeout.String(), "svc")
 	code := d.wait(timeout + 20*time.Second)
 	took := time.Since(began)
 	stderr := d.stderr.String()

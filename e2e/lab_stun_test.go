@@ -3,7 +3,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -94,7 +93,7 @@ func startCoturn(t *testing.T, h *natlab.Host, addr netip.Addr, port int) string
 // stunRun runs `tcpunch stun` in h's namespace and returns its stdout.
 func stunRun(t *testing.T, h *natlab.Host, args ...string) string {
 	t.Helper()
-	var out bytes.Buffer
+	var out syncBuffer
 	p := start(t, in(h), nil, &out, append([]string{"stun"}, args...)...)
 	if code := p.wait(time.Minute); code != 0 {
 		t.Fatalf("tcpunch stun %s: exit %d; stderr:\n%s", strings.Join(args, " "), code, p.stderr.String())

@@ -259,7 +259,7 @@ func TestLyingRendezvous(t *testing.T) {
 			m := startMITM(t, false, mode == "code")
 			lie := lyingRendezvous(t, rv, netip.MustParseAddrPort(m.ln.Addr().String()))
 			payload := strings.Repeat(marker+"\n", 1000)
-			var lOut, dOut bytes.Buffer
+			var lOut, dOut syncBuffer
 			l, d := runPair(t, mode, lie, strings.NewReader(payload), &lOut, strings.NewReader(payload), &dOut)
 			if c := d.wait(60 * time.Second); c != 0 {
 				t.Fatalf("dial through the relaying proxy: exit %d:\n%s", c, d.stderr.String())
@@ -281,8 +281,7 @@ func TestLyingRendezvous(t *testing.T) {
 			rv, _ := serve(t, nil, "127.0.0.1:0")
 			m := startMITM(t, true, mode == "code")
 			lie := lyingRendezvous(t, rv, netip.MustParseAddrPort(m.ln.Addr().String()))
-			var lOut syncBuffer // read while the listener still runs
-			var dOut bytes.Buffer
+			var lOut, dOut syncBuffer
 			l, d := runPair(t, mode, lie, strings.NewReader(marker), &lOut, strings.NewReader(marker), &dOut)
 			if c := d.wait(60 * time.Second); c != 6 {
 				t.Fatalf("dial through a TLS-terminating proxy: exit %d, want 6:\n%s", c, d.stderr.String())

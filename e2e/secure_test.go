@@ -3,7 +3,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"io"
 	"os"
 	"path/filepath"
@@ -81,7 +80,7 @@ func TestWrongCodeRetires(t *testing.T) {
 	code := codeOf(t, l)
 	nameplate, _, _ := strings.Cut(code, "-")
 	for i := range 3 {
-		var dOut bytes.Buffer
+		var dOut syncBuffer
 		d := start(t, noSecret, strings.NewReader("dialer data\n"), &dOut, "dial", "-r", rv, nameplate+"-apple-apple-apple")
 		if c := d.wait(60 * time.Second); c != 6 {
 			t.Fatalf("wrong code %d: exit %d, want 6:\n%s", i+1, c, d.stderr.String())
@@ -120,7 +119,7 @@ func TestWrongSecretRefused(t *testing.T) {
 	if f := l.waitReadyFields(30 * time.Second); len(f) != 1 {
 		t.Errorf("secret-mode listener's ready line %q: want the address alone", f)
 	}
-	var dOut bytes.Buffer
+	var dOut syncBuffer
 	d := start(t, nil, strings.NewReader("intruder\n"), &dOut, "dial", "-r", rv, "--secret-file", other, "box")
 	if c := d.wait(30 * time.Second); c != 4 {
 		t.Fatalf("wrong secret: exit %d, want 4:\n%s", c, d.stderr.String())
@@ -128,7 +127,7 @@ func TestWrongSecretRefused(t *testing.T) {
 	if dOut.Len() != 0 || lOut.Len() != 0 {
 		t.Fatalf("bytes crossed with a wrong secret: dialer got %q, listener got %q", dOut.String(), lOut.String())
 	}
-	var good bytes.Buffer
+	var good syncBuffer
 	ok := start(t, nil, strings.NewReader("friend\n"), &good, "dial", "-r", rv, "box")
 	if c := ok.wait(30 * time.Second); c != 0 {
 		t.Fatalf("right secret after a wrong one: exit %d:\n%s", c, ok.stderr.String())
@@ -395,7 +394,7 @@ func TestRestartRaceProtectedName(t *testing.T) {
 		}
 	}
 
-	var dOut bytes.Buffer
+	var dOut syncBuffer
 	d := start(t, nil, strings.NewReader("owner's dialer\n"), &dOut, "dial", "-r", rv, "vault")
 	if c := d.wait(60 * time.Second); c != 0 {
 		t.Fatalf("dial with the right secret after the restart: exit %d:\n%s", c, d.stderr.String())

@@ -13,19 +13,23 @@ import (
 	"github.com/tcpunch/tcpunch/sockopt"
 )
 
-// Conn is a punched, verified connection. From [Listen] and [Dial] it is
-// the secure link (see [WithSecret], [WithCode]) or, with [WithInsecure],
-// plain TCP, and in every mode it carries end-of-stream confirmation:
-// [Conn.Finish] tells a complete transfer from a lost one. From
-// [Endpoint.Punch] it is the bare punched TCP connection. Only the
-// application's bytes come out of Read.
+// Conn is a verified connection to the peer over one path: a punched TCP
+// connection (Info().Path == PathDirect) or a stream relayed by the
+// rendezvous server (PathRelay). From [Listen] and [Dial] it is the secure
+// link (see [WithSecret], [WithCode]) or, with [WithInsecure], the plain
+// path, and in every mode it carries end-of-stream confirmation:
+// [Conn.Finish] tells a complete transfer from a lost one. The secure link
+// runs on either path alike, so the relay server carries only ciphertext.
+// From [Endpoint.Punch] it is the bare path. Only the application's bytes
+// come out of Read.
 //
-// Conn deliberately does not expose the socket underneath: no File,
+// Conn deliberately does not expose what is underneath: no File,
 // ReadFrom, WriteTo, and no SyscallConn either, since io.Copy and
 // os.File.ReadFrom splice straight from any syscall.Conn and so would move
 // the link's ciphertext and framing instead of the application's bytes.
 type Conn struct {
-	tcp       *net.TCPConn
+	nc        stream        // the path: tcp, or a *rendezvous.RelayConn
+	tcp       *net.TCPConn  // the direct path's socket; nil when relayed
 	link      *confirm.Conn // nil for a bare Punch result
 	info      Info
 	earlySent int // bytes of Session.early already on the wire behind the nomination
@@ -37,7 +41,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if c.link != nil {
 		return c.link.Read(p)
 	}
-	return c.tcp.Read(p)
+	return c.nc.Read(p)
 }
 
 // Write writes application data.
@@ -45,17 +49,17 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.link != nil {
 		return c.link.Write(p)
 	}
-	return c.tcp.Write(p)
+	return c.nc.Write(p)
 }
 
 // CloseWrite ends our direction of the stream (the peer reads io.EOF);
 // reading goes on. On a confirmed link it sends the end-of-stream count
-// and the TLS close_notify and TCP FIN follow.
+// and the TLS close_notify and the path's FIN follow.
 func (c *Conn) CloseWrite() error {
 	if c.link != nil {
 		return c.link.CloseWrite()
 	}
-	return c.tcp.CloseWrite()
+	return c.nc.CloseWrite()
 }
 
 // Close closes the connection at once. To learn whether everything
@@ -64,18 +68,29 @@ func (c *Conn) Close() error {
 	if c.link != nil {
 		return c.link.Close()
 	}
-	return c.tcp.Close()
+	return c.nc.Close()
 }
 
-// LocalAddr and RemoteAddr are the punched connection's TCP addresses.
-func (c *Conn) LocalAddr() net.Addr  { return c.tcp.LocalAddr() }
-func (c *Conn) RemoteAddr() net.Addr { return c.tcp.RemoteAddr() }
+// LocalAddr and RemoteAddr are the path's TCP addresses: the punched
+// connection's, or, relayed, our leg's and the relay server's.
+func (c *Conn) LocalAddr() net.Addr  { return c.nc.LocalAddr() }
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
-// SetDeadline, SetReadDeadline and SetWriteDeadline are those of the TCP
-// connection, as for net.Conn.
-func (c *Conn) SetDeadline(t time.Time) error      { return c.tcp.SetDeadline(t) }
-func (c *Conn) SetReadDeadline(t time.Time) error  { return c.tcp.SetReadDeadline(t) }
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.tcp.SetWriteDeadline(t) }
+// SetDeadline, SetReadDeadline and SetWriteDeadline are those of the
+// path, as for net.Conn.
+func (c *Conn) SetDeadline(t time.Time) error      { return c.nc.SetDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error  { return c.nc.SetReadDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
+
+// abort closes the path of a connection whose link failed: a direct one
+// with an RST (see abort), a relayed one by closing the leg.
+func (c *Conn) abort() {
+	if c.tcp != nil {
+		abort(c.tcp)
+		return
+	}
+	_ = c.nc.Close()
+}
 
 // Method is how the kernel made the punched connection, from our side.
 type Method uint8
@@ -84,6 +99,7 @@ const (
 	MethodSimultaneousOpen Method = iota + 1 // both peers dialed; the SYNs crossed
 	MethodAccept                             // we accepted the peer's SYN
 	MethodConnect                            // we dialed and the peer accepted
+	MethodRelay                              // both peers connected to the rendezvous server's relay
 )
 
 func (m Method) String() string {
@@ -94,6 +110,8 @@ func (m Method) String() string {
 		return "accept"
 	case MethodConnect:
 		return "connect"
+	case MethodRelay:
+		return "relay"
 	}
 	return fmt.Sprintf("Method(%d)", uint8(m))
 }
@@ -112,8 +130,9 @@ func methodOf(weDialed, peerDialed bool) Method {
 
 // Info describes how a Conn was punched.
 type Info struct {
-	Local, Remote netip.AddrPort
-	Method        Method
+	Local, Remote netip.AddrPort         // relayed: our leg's address and the relay server's
+	Method        Method                 // MethodRelay when relayed
+	Path          Path                   // direct or relay
 	Elapsed       time.Duration          // Punch start → verified and nominated
 	Attempts      map[netip.AddrPort]int // SYNs sent per candidate: dials, and the kernel's resends of an unanswered one
 	SelfConnects  int                    // candidates or connections that turned out to be ourselves
@@ -133,6 +152,8 @@ func (c *Conn) Info() Info {
 	return i
 }
 
+var _ net.Conn = (*Conn)(nil)
+
 // aLongTimeAgo is a deadline that unblocks pending I/O at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
@@ -140,7 +161,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // past deadline. Unlike the stop function of context.AfterFunc, the returned
 // stop waits for a hook already running: after it returns, no past deadline
 // can land on c, so a winner's cleared deadlines stay cleared.
-func interruptOnDone(ctx context.Context, c *net.TCPConn) (stop func()) {
+func interruptOnDone(ctx context.Context, c interface{ SetDeadline(time.Time) error }) (stop func()) {
 	var mu sync.Mutex
 	stopped := false
 	stopHook := context.AfterFunc(ctx, func() {
@@ -190,6 +211,7 @@ func (p *session) finish(w *rawConn) *Conn {
 		Local:        w.local,
 		Remote:       w.remote,
 		Method:       w.method,
+		Path:         PathDirect,
 		Elapsed:      p.wonAt.Sub(p.start),
 		Attempts:     make(map[netip.AddrPort]int, len(p.order)),
 		SelfConnects: p.selfConnects,
@@ -199,5 +221,5 @@ func (p *session) finish(w *rawConn) *Conn {
 	}
 	p.mu.Unlock()
 	p.e.emit(Event{Kind: EventConnected, Addr: w.remote, Method: w.method, Detail: "local " + w.local.String()})
-	return &Conn{tcp: w.c, info: info, earlySent: w.earlySent}
+	return &Conn{nc: w.c, tcp: w.c, info: info, earlySent: w.earlySent}
 }

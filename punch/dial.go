@@ -60,14 +60,15 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	// The reports go out before the deferred Close: on the control
 	// connection ahead of its reset, in order.
 	reporter, _ := ctl.(rendezvous.Reporter)
-	if err := noDirectPath(pi); err != nil {
+	relay, err := sessionRelay(&cfg, rendezvousAddr, pi)
+	if err != nil {
 		report(ctx, &cfg, reporter, pi, nil, err, 0)
 		return nil, err
 	}
 	// The secure handshake starts now: its first flight goes out behind
 	// the nominating hello (docs/PROTOCOL.md, the secure link).
 	session := Session{Candidates: pi.Candidates, Role: RoleControlling, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
-		policy: policyFor(rendezvousAddr, pi.Observed, pi.Candidates)}
+		Relay: relay, policy: policyFor(rendezvousAddr, pi.Observed, pi.Candidates)}
 	el := cfg.startEarly(ctx, pi.Tag, name)
 	if el != nil {
 		session.early = el.ec.snapshot
@@ -88,14 +89,6 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 		return cfg.secure(ctx, raw, RoleControlling, pi.Tag, name)
 	}
 	return cfg.finishEarly(ctx, raw, el)
-}
-
-// noDirectPath is the error for a pair DirectPossible rules out, else nil.
-func noDirectPath(pi rendezvous.PeerInfo) error {
-	if ok, why := DirectPossible(pi.LocalClass, pi.Class); !ok {
-		return &Error{Kind: ErrNoDirectPath, Cause: errors.New(why)}
-	}
-	return nil
 }
 
 func describePeer(pi rendezvous.PeerInfo) string {

@@ -30,6 +30,8 @@
 //	WithMaxPunches         error                       error
 //	WithKeepAlive          the default, 15 s           keepalive off
 //	WithLocalAddr          0.0.0.0, a port the kernel picks (zero AddrPort)
+//	WithRelayBudget        error                       error
+//	WithRelay              RelayAuto                   - (unknown mode: error)
 //	WithLogger, WithEvents nil: discard, no callback
 //
 // An option given a value it rejects makes [NewEndpoint], [Punch], [Listen]

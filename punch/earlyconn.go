@@ -16,7 +16,7 @@ import (
 type earlyConn struct {
 	mu       sync.Mutex
 	pre      []byte
-	c        *net.TCPConn
+	c        stream
 	err      error // set by fail, or Close before attach
 	attached chan struct{}
 	deadline struct{ r, w time.Time }
@@ -35,7 +35,7 @@ func (e *earlyConn) snapshot() []byte {
 
 // attach hands over the punched connection, on which sent bytes of the
 // buffer already went out; the rest is written now.
-func (e *earlyConn) attach(c *net.TCPConn, sent int) error {
+func (e *earlyConn) attach(c stream, sent int) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.err != nil {
@@ -62,7 +62,7 @@ func (e *earlyConn) fail(err error) {
 	}
 }
 
-func (e *earlyConn) conn() (*net.TCPConn, error) {
+func (e *earlyConn) conn() (stream, error) {
 	<-e.attached
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -113,13 +113,13 @@ func (e *earlyConn) CloseWrite() error {
 }
 
 func (e *earlyConn) LocalAddr() net.Addr {
-	return e.addr(func(c *net.TCPConn) net.Addr { return c.LocalAddr() })
+	return e.addr(func(c stream) net.Addr { return c.LocalAddr() })
 }
 func (e *earlyConn) RemoteAddr() net.Addr {
-	return e.addr(func(c *net.TCPConn) net.Addr { return c.RemoteAddr() })
+	return e.addr(func(c stream) net.Addr { return c.RemoteAddr() })
 }
 
-func (e *earlyConn) addr(f func(*net.TCPConn) net.Addr) net.Addr {
+func (e *earlyConn) addr(f func(stream) net.Addr) net.Addr {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.c == nil {

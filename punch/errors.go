@@ -49,6 +49,7 @@ type Error struct {
 	Kind       error            // ErrNoCandidates, ErrTimeout, ErrOnlySelfConnects, ErrPeerRejected, ErrInvalidSession, ErrEndpoint or ErrNoDirectPath
 	Candidates []CandidateError // the last error per candidate, in the session's order
 	Cause      error            // what ended the punch, e.g. ctx.Err(); may be nil
+	Relay      error            // why the relay did not connect, when it was tried; may be nil
 }
 
 func (e *Error) Error() string {
@@ -67,6 +68,9 @@ func (e *Error) Error() string {
 		if c.Err != nil {
 			fmt.Fprintf(&b, ": %v", c.Err)
 		}
+	}
+	if e.Relay != nil {
+		fmt.Fprintf(&b, "; relay: %v", e.Relay)
 	}
 	return b.String()
 }

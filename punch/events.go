@@ -21,6 +21,8 @@ const (
 	EventVerified                         // a connection passed the hello exchange
 	EventConnected                        // the nominated connection: the punch succeeded
 	EventFailed                           // a punch a Listener started for a dialer failed (Err says why)
+	EventRelaying                         // opening the relay leg (Detail says why)
+	EventRelayFailed                      // the relay did not connect (Err says why); direct attempts go on
 	EventRefused                          // a Listener refused a dialer without punching (Err matches ErrBusy)
 )
 
@@ -42,6 +44,10 @@ func (k EventKind) String() string {
 		return "connected"
 	case EventFailed:
 		return "failed"
+	case EventRelaying:
+		return "relaying"
+	case EventRelayFailed:
+		return "relay-failed"
 	case EventRefused:
 		return "refused"
 	}

@@ -15,22 +15,21 @@ import (
 // Listener accepts punched connections from any peer that dials its name.
 // It is a [net.Listener]; Accept returns *[Conn] values.
 type Listener struct {
-	ep     *Endpoint
-	reg    *rendezvous.Registration
-	cfg    config
-	conns  chan *Conn
-	label  string   // the name Listen was given (the server may see another, see WithSecret)
-	code   codeGate // WithCode: one success, or codeMaxFailures failures, retire the code
-	final  chan *Conn
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu  sync.Mutex
-	err error // why the listener stopped, once it has
-
+	ep         *Endpoint
+	reg        *rendezvous.Registration
 	rendezvous string
-	active     int // punches running, against cfg.maxPunches
+	cfg        config
+	conns      chan *Conn
+	label      string   // the name Listen was given (the server may see another, see WithSecret)
+	code       codeGate // WithCode: one success, or codeMaxFailures failures, retire the code
+	final      chan *Conn
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+
+	mu     sync.Mutex
+	err    error // why the listener stopped, once it has
+	active int   // punches running, against cfg.maxPunches
 }
 
 // Listen registers name at the rendezvous server at rendezvousAddr and
@@ -80,7 +79,8 @@ func (l *Listener) serve() {
 		}
 		l.ep.emit(Event{Kind: EventPeerInfo, Addr: pi.Candidates[0], Detail: describePeer(pi),
 			Candidates: pi.Candidates, Observed: pi.Observed, LocalClass: pi.LocalClass, PeerClass: pi.Class})
-		if err := noDirectPath(pi); err != nil {
+		relay, err := sessionRelay(&l.cfg, l.rendezvous, pi)
+		if err != nil {
 			report(l.ctx, &l.cfg, l.reg, pi, nil, err, 0)
 			l.ep.emit(Event{Kind: EventFailed, Addr: pi.Candidates[0], Err: err})
 			continue
@@ -96,7 +96,7 @@ func (l *Listener) serve() {
 			defer cancel()
 			start := time.Now()
 			raw, err := l.ep.Punch(ctx, Session{Candidates: pi.Candidates, Role: RoleControlled, Tag: pi.Tag, Self: []netip.AddrPort{pi.Observed},
-				policy: policyFor(l.rendezvous, pi.Observed, pi.Candidates)})
+				Relay: relay, policy: policyFor(l.rendezvous, pi.Observed, pi.Candidates)})
 			if l.ctx.Err() == nil { // a listener closing abandons its punches: nothing to report
 				report(l.ctx, &l.cfg, l.reg, pi, raw, err, time.Since(start))
 			}

@@ -117,10 +117,10 @@ func (p *session) winLocked(rc *rawConn) {
 // It runs under p.mu: a few hundred bytes into an idle socket's empty send
 // buffer do not block, and the deadline bounds it regardless.
 func (p *session) sendNominate(rc *rawConn) error {
-	if err := rc.c.SetWriteDeadline(time.Now().Add(time.Second)); err != nil {
+	if err := rc.conn().SetWriteDeadline(time.Now().Add(time.Second)); err != nil {
 		return fmt.Errorf("nominating %v: %w", rc.remote, err)
 	}
-	if _, err := rc.c.Write(p.appendEarly(rc, []byte{nominateByte})); err != nil {
+	if _, err := rc.conn().Write(p.appendEarly(rc, []byte{nominateByte})); err != nil {
 		return fmt.Errorf("nominating %v: %w", rc.remote, err)
 	}
 	return nil

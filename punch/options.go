@@ -41,6 +41,8 @@ type config struct {
 	verifyTimeout  time.Duration
 	localAddr      netip.AddrPort // for Listen and Dial; NewEndpoint takes its address as an argument
 	punchTimeout   time.Duration  // for Listen: bounds each punch to a dialer
+	relayMode      RelayMode      // relay.go
+	relayBudget    time.Duration
 	rendezvous     []rendezvous.ClientOption
 	auth           authConfig    // WithSecret, WithCode, WithInsecure (secure.go)
 	handshake      time.Duration // WithHandshakeTimeout (secure.go)
@@ -68,6 +70,7 @@ func newConfig(opts []Option) (config, error) {
 		keepAlive:      defaultKeepAlive,
 		verifyTimeout:  defaultVerifyTimeout,
 		punchTimeout:   defaultPunchTimeout,
+		relayBudget:    DefaultRelayBudget,
 		handshake:      defaultHandshakeTimeout,
 
 		synRate:         defaultSYNsPerSecond,

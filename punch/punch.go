@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/tcpunch/tcpunch/rendezvous"
 )
 
 // rawConn is one connection the kernel completed, on its way to verification.
@@ -14,7 +16,21 @@ type rawConn struct {
 	local, remote netip.AddrPort
 	dialed        bool
 	method        Method
-	earlySent     int // bytes of Session.early written behind the nomination
+	relay         *rendezvous.RelayConn // set instead of c for the relay leg (relay.go)
+	earlySent     int                   // bytes of Session.early written behind the nomination
+}
+
+// stream is what verification needs of a connection, direct or relayed.
+type stream interface {
+	net.Conn
+	CloseWrite() error
+}
+
+func (rc *rawConn) conn() stream {
+	if rc.relay != nil {
+		return rc.relay
+	}
+	return rc.c
 }
 
 // Punch is NewEndpoint + Endpoint.Punch + Close for a single punch. Every
@@ -40,7 +56,8 @@ func (e *Endpoint) Punch(ctx context.Context, s Session) (*Conn, error) {
 		return nil, &Error{Kind: ErrInvalidSession, Cause: fmt.Errorf("session role %v is neither controlling nor controlled", s.Role)}
 	}
 	p := e.newSession(s, start)
-	if p.live == 0 {
+	p.setupRelay(s)
+	if p.live == 0 && !p.relayPending {
 		return nil, p.failure(nil)
 	}
 	pctx, cancel := context.WithCancel(ctx)
@@ -56,11 +73,12 @@ func (e *Endpoint) Punch(ctx context.Context, s Session) (*Conn, error) {
 	}
 
 	for _, c := range p.order {
-		if !c.dropped {
+		if !c.dropped && !p.relayOnly {
 			p.wg.Add(1)
 			go p.dialLoop(c)
 		}
 	}
+	p.startRelay()
 	select {
 	case <-p.won:
 	case <-p.exhausted:
@@ -74,6 +92,9 @@ func (e *Endpoint) Punch(ctx context.Context, s Session) (*Conn, error) {
 	p.wg.Wait()
 
 	if p.winner != nil {
+		if p.winner.relay != nil {
+			return p.finishRelay(p.winner), nil
+		}
 		return p.finish(p.winner), nil
 	}
 	var cause error

@@ -23,6 +23,9 @@ func outcome(pi rendezvous.PeerInfo, c *Conn, err error, elapsed time.Duration) 
 	if c != nil {
 		info := c.Info()
 		r.Path, r.Method, r.TimeToConnect = rendezvous.PathDirect, reportMethod(info.Method), info.Elapsed
+		if info.Path == PathRelay {
+			r.Path, r.Method = rendezvous.PathRelay, rendezvous.PunchNone
+		}
 		for _, n := range info.Attempts {
 			r.Attempts += n
 		}

@@ -168,10 +168,10 @@ func (a *authConfig) serverName(name string) (string, []rendezvous.ClientOption,
 // in end-of-stream confirmation. label is the name the application gave.
 // On failure raw is closed.
 func (c *config) secure(ctx context.Context, raw *Conn, role Role, tag [16]byte, label string) (*Conn, error) {
-	out := &Conn{tcp: raw.tcp, info: raw.info}
+	out := &Conn{nc: raw.nc, tcp: raw.tcp, info: raw.info}
 	out.info.Auth = c.auth.mode
 	if c.auth.mode == AuthInsecure {
-		out.link = confirm.New(raw.tcp)
+		out.link = confirm.New(raw.nc)
 		return out, nil
 	}
 	var auth seclink.Auth
@@ -187,9 +187,9 @@ func (c *config) secure(ctx context.Context, raw *Conn, role Role, tag [16]byte,
 	hctx, cancel := context.WithTimeout(ctx, c.handshake)
 	defer cancel()
 	start := time.Now()
-	sl, err := seclink.Handshake(hctx, raw.tcp, sr, seclink.SessionTag(tag), auth, seclink.WithLogger(c.logger))
+	sl, err := seclink.Handshake(hctx, raw.nc, sr, seclink.SessionTag(tag), auth, seclink.WithLogger(c.logger))
 	if err != nil {
-		abort(raw.tcp)
+		raw.abort()
 		return nil, fmt.Errorf("punch: securing the connection to %v: %w", raw.info.Remote, err)
 	}
 	out.info.Handshake = time.Since(start)
@@ -259,9 +259,9 @@ func (el *earlyLink) abort(err error) {
 // startEarly and waits for it, for at most the handshake timeout.
 func (c *config) finishEarly(ctx context.Context, raw *Conn, el *earlyLink) (*Conn, error) {
 	start := time.Now()
-	if err := el.ec.attach(raw.tcp, raw.earlySent); err != nil {
+	if err := el.ec.attach(raw.nc, raw.earlySent); err != nil {
 		el.abort(err)
-		abort(raw.tcp)
+		raw.abort()
 		return nil, fmt.Errorf("punch: securing the connection to %v: %w", raw.info.Remote, err)
 	}
 	timer := time.AfterFunc(c.handshake, el.cancel)
@@ -269,10 +269,10 @@ func (c *config) finishEarly(ctx context.Context, raw *Conn, el *earlyLink) (*Co
 	timer.Stop()
 	el.cancel()
 	if el.err != nil {
-		abort(raw.tcp)
+		raw.abort()
 		return nil, fmt.Errorf("punch: securing the connection to %v: %w", raw.info.Remote, el.err)
 	}
-	out := &Conn{tcp: raw.tcp, info: raw.info, link: confirm.New(el.sl)}
+	out := &Conn{nc: raw.nc, tcp: raw.tcp, info: raw.info, link: confirm.New(el.sl)}
 	out.info.Auth = c.auth.mode
 	out.info.Handshake = time.Since(start)
 	return out, nil

@@ -43,6 +43,11 @@ type Session struct {
 	// port get the same mapping. Such candidates are never dialed.
 	Self []netip.AddrPort
 
+	// Relay, when set, is the rendezvous server's relay for this session:
+	// used when no direct connection verified within the relay budget
+	// (see [WithRelay]).
+	Relay *Relay
+
 	// early, on the controlling side, gives bytes to send right behind
 	// the nominating hello or NOMINATE byte, in the same write: the secure
 	// link's first flight (secure.go), so it costs no round trip of its
@@ -90,6 +95,10 @@ type session struct {
 	exhausted    chan struct{} // closed when no candidate and no accepted connection is left
 	exhaustedSet bool
 
+	relay        *Relay // nil: no relay for this session (relay.go)
+	relayOnly    bool   // RelayAlways: no direct attempts
+	relayPending bool   // the relay may still deliver: the punch is not exhausted
+	relayErr     error  // why relaying did not work, for the failure
 	// cancel.go and budget.go
 	stop      context.CancelFunc // ends the punch
 	peerLeft  bool               // the rendezvous said the peer left
@@ -149,7 +158,7 @@ func (e *Endpoint) newSession(s Session, start time.Time) *session {
 func (p *session) adopt() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ended {
+	if p.ended || p.relayOnly {
 		return false
 	}
 	p.wg.Add(1)
@@ -204,7 +213,7 @@ func (p *session) dropLocked(c *candidate, err error) {
 }
 
 func (p *session) checkExhaustedLocked() {
-	if p.live == 0 && p.inflight == 0 && !p.exhaustedSet {
+	if p.live == 0 && p.inflight == 0 && !p.relayPending && !p.exhaustedSet {
 		p.exhaustedSet = true
 		close(p.exhausted)
 	}
@@ -214,7 +223,7 @@ func (p *session) checkExhaustedLocked() {
 func (p *session) failure(cause error) *Error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e := &Error{Kind: ErrTimeout, Cause: cause}
+	e := &Error{Kind: ErrTimeout, Cause: cause, Relay: p.relayErr}
 	allSelf := len(p.order) > 0
 	for _, c := range p.order {
 		e.Candidates = append(e.Candidates, CandidateError{Addr: c.addr, Attempts: c.attempts, Err: c.err})

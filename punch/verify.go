@@ -60,10 +60,10 @@ func (p *session) exchange(rc *rawConn, peer *hello) (verdict, error) {
 		if p.role == RoleControlling && p.claim(rc) {
 			ours.flags |= flagNominated
 		}
-		if _, err := rc.c.Write(p.withEarly(rc, ours)); err != nil {
+		if _, err := rc.conn().Write(p.withEarly(rc, ours)); err != nil {
 			return p.ioVerdict(fmt.Errorf("sending hello to %v: %w", rc.remote, err))
 		}
-		h, err := readFrame(rc.c)
+		h, err := readFrame(rc.conn())
 		if err != nil {
 			return p.refused(rc, err)
 		}
@@ -73,12 +73,15 @@ func (p *session) exchange(rc *rawConn, peer *hello) (verdict, error) {
 	if err != nil {
 		return p.refused(rc, err)
 	}
+	if rc.relay != nil {
+		method = MethodRelay // both legs "dialed": the server, not each other
+	}
 	rc.method = method
 	if !rc.dialed {
 		if p.role == RoleControlling && p.claim(rc) {
 			ours.flags |= flagNominated
 		}
-		if _, err := rc.c.Write(p.withEarly(rc, ours)); err != nil {
+		if _, err := rc.conn().Write(p.withEarly(rc, ours)); err != nil {
 			return p.ioVerdict(fmt.Errorf("sending hello to %v: %w", rc.remote, err))
 		}
 	}
@@ -118,7 +121,7 @@ func (p *session) refused(rc *rawConn, err error) (verdict, error) {
 	switch {
 	case errors.As(err, &ve):
 		if ve.reply {
-			sendReject(p.ctx, rc.c, ve.reason)
+			sendReject(p.ctx, rc.conn(), ve.reason)
 		}
 		if ve.reason == reasonSelf {
 			p.selfConnect(rc.remote, ve.detail)
@@ -161,18 +164,18 @@ func (p *session) awaitNomination(rc *rawConn, peer hello) (verdict, error) {
 	if peer.nominated() {
 		return p.accept(rc)
 	}
-	_ = rc.c.SetDeadline(time.Time{})
+	_ = rc.conn().SetDeadline(time.Time{})
 	// Checked after clearing the deadline: if the punch ended before, the
 	// cancellation hook's deadline was just overwritten.
 	if p.ctx.Err() != nil {
 		return verdictDone, nil
 	}
 	var b [1]byte
-	if _, err := io.ReadFull(rc.c, b[:]); err != nil {
+	if _, err := io.ReadFull(rc.conn(), b[:]); err != nil {
 		return p.ioVerdict(fmt.Errorf("waiting for nomination from %v: %w", rc.remote, err))
 	}
 	if b[0] != nominateByte {
-		sendReject(p.ctx, rc.c, reasonNomination)
+		sendReject(p.ctx, rc.conn(), reasonNomination)
 		return verdictRetry, fmt.Errorf("waiting for nomination from %v: got byte %#x", rc.remote, b[0])
 	}
 	return p.accept(rc)
@@ -185,7 +188,7 @@ const rejectLinger = 500 * time.Millisecond
 // half-closes and waits briefly for the peer to hang up: the linger-0 close
 // that follows sends an RST, and an RST arriving right behind the frame can
 // make the peer's read fail with "connection reset" instead of returning it.
-func sendReject(ctx context.Context, c *net.TCPConn, r rejectReason) {
+func sendReject(ctx context.Context, c stream, r rejectReason) {
 	_ = c.SetDeadline(time.Now().Add(rejectLinger))
 	// After the new deadline: a cancellation that already set a past
 	// deadline must not be overridden.

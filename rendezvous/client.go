@@ -23,6 +23,9 @@ type PeerInfo struct {
 	Observed    netip.AddrPort   // our own endpoint as the server saw it
 	Controlling bool             // true for the dialer
 	Tag         [16]byte
+	// RelayToken admits our leg to the server's relay for this pairing
+	// ([DialRelay]); zero when the server does not relay.
+	RelayToken RelayToken
 	// Class is the peer's NAT class as it measured it (NAT-CLASS; "not
 	// measured" when it sent none), LocalClass ours as we sent it
 	// ([WithNATCheck]).
@@ -39,6 +42,7 @@ func peerInfoFrom(msg *message, wantRole byte) (PeerInfo, error) {
 		Observed:    msg.Mapped,
 		Controlling: msg.Role == roleControlling,
 		Tag:         msg.Tag,
+		RelayToken:  msg.RelayToken,
 		Class:       msg.Class,
 	}, nil
 }

@@ -16,10 +16,15 @@
 // Both clients connect from the peer's reused local port (see package
 // sockopt): the NAT mapping the server observes is the one the punch uses.
 //
+// When no direct connection is possible (a symmetric NAT), the server
+// relays, within the operator's limits: peer info carries a one-time
+// [RelayToken], and [DialRelay] opens a peer's leg of the relay session.
+// The server splices the two legs (splice(2) on Linux) and reads only frame
+// headers; it ends a session for a limit with an END frame that says why
+// ([RelayEndedError]). It carries whatever the peers send: encrypt end to
+// end above it.
+//
 // Do not use this package for:
-//   - relaying data: the server only introduces peers and never carries
-//     their traffic; when a direct connection is impossible (symmetric NATs)
-//     use a relay such as TURN;
 //   - authenticating the peer: the server checks who may use a name, not
 //     what arrives on the punched connection. A protected name ("pk-" and
 //     the hash of an Ed25519 key, see [ProtectedName] and [WithOwnerKey])
@@ -52,6 +57,13 @@
 //	WithKernelRTT(bool)          -                             -
 //	WithBackoff(min, max)        error (min > 0, max >= min)   error
 //	WithRequestTimeout(d)        error                         error
+//	WithRelay(bool)              -                             -
+//	WithRelaySessions(t, s)      no cap                        error
+//	WithRelayRate(n)             unlimited                     error
+//	WithRelayMaxBytes(n)         unlimited                     error
+//	WithRelayIdleTimeout(d)      error                         error
+//	WithRelayMaxDuration(d)      unlimited                     error
+//	WithRelayTokenTTL(d)         error                         error
 //	WithOwnerKey(nil)            nil means no key              - (not 64 bytes: error)
 //	WithRegisterRate(r, b) etc.  r 0: no limit; b 0: error     error (NaN, ±Inf: error)
 //	WithSourcePrefix(v4, v6)     /0: one source for all        error (> 32, > 128: error)

@@ -10,8 +10,9 @@ import (
 const (
 	CodeBadRequest       = 400 // malformed or invalid request, unknown method
 	CodeUnauthorized     = 401 // Register, Connect: a protected name needs an owner proof; carries NONCE
-	CodeForbidden        = 403 // Register: the owner proof was refused
+	CodeForbidden        = 403 // Register: the owner proof was refused; Relay: a token unknown, expired, in use, used up or from another address than its holder's
 	CodeIdleTimeout      = 408 // Goodbye: the connection was idle too long
+	CodeRelayTimeout     = 408 // Relay: the other peer's leg did not arrive in time
 	CodeUnknownName      = 404 // Connect: no listener holds the name
 	CodeNameTaken        = 409 // Register: another listener holds the name
 	CodeUnknownAttribute = 420 // unknown comprehension-required attribute (RFC 8489)

@@ -30,6 +30,8 @@ func (c *peerConn) handle(msg *message, unknown []stun.AttrType) {
 			c.register(msg)
 		case methodConnect:
 			c.connect(msg)
+		case methodRelay:
+			c.relayRequest(msg) // relay_session.go
 		case methodDialBack:
 			c.dialBack(msg)
 		case methodPing:

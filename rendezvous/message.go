@@ -30,7 +30,8 @@ type message struct {
 	Delay      time.Duration
 	HasTiming  bool
 	Software   string
-	Fingerprnt bool // FINGERPRINT present (and valid)
+	Fingerprnt bool       // FINGERPRINT present (and valid)
+	RelayToken RelayToken // RELAY-TOKEN; zero when absent (relay_frame.go)
 
 	// Owner proofs and resumption (ownerproof.go).
 	Nonce      []byte           // NONCE, in a 401
@@ -99,6 +100,9 @@ func (msg *message) encode(m *stun.Message) error {
 			v = binary.BigEndian.AppendUint16(v, uint16(t))
 		}
 		m.Add(stun.AttrUnknownAttributes, v)
+	}
+	if !msg.RelayToken.IsZero() {
+		m.Add(attrRelayToken, msg.RelayToken[:])
 	}
 	if msg.HasTiming {
 		v := binary.BigEndian.AppendUint32(scratch[:0], durMicros(msg.RTT))
@@ -218,6 +222,13 @@ func decodeMessage(raw []byte) (*message, []stun.AttrType, error) {
 				msg.HasTiming = true
 				msg.RTT = time.Duration(binary.BigEndian.Uint32(a.Value)) * time.Microsecond
 				msg.Delay = time.Duration(binary.BigEndian.Uint32(a.Value[4:])) * time.Microsecond
+			}
+		case attrRelayToken:
+			if err = once(7, a.Type); err == nil {
+				if len(a.Value) != len(msg.RelayToken) {
+					err = errors.New("RELAY-TOKEN must be 16 bytes")
+				}
+				copy(msg.RelayToken[:], a.Value)
 			}
 		case attrNonce, attrOwnerProof, attrResume:
 			err = msg.decodeOwnerAttr(a)

@@ -74,6 +74,7 @@ type serverConfig struct {
 	keepAlive     time.Duration
 	pingTimeout   time.Duration
 	kernelRTT     bool
+	relay         relayConfig // relay_options.go
 	tracer        Tracer
 	err           error // the invalid options, reported by Serve
 
@@ -104,6 +105,7 @@ func newServerConfig(opts []ServerOption) *serverConfig {
 		keepAlive:     DefaultKeepAlive,
 		pingTimeout:   DefaultPingTimeout,
 		kernelRTT:     true,
+		relay:         defaultRelayConfig(),
 		tracer:        NopTracer{},
 
 		registerRate:    rate{DefaultRegisterRate, DefaultRegisterBurst},

@@ -113,7 +113,8 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 	}
 	var tag [tagSize]byte
 	_, _ = rand.Read(tag[:])
-	expectReports(tag, l, d) // before the peer infos: a report may follow at once
+	relayToken := s.relay.issue(d.remote.Addr(), l.remote.Addr()) // zero when not relaying
+	expectReports(tag, l, d)                                      // before the peer infos: a report may follow at once
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.pingTimeout)
 	defer cancel()
@@ -150,14 +151,14 @@ func (s *Server) pair(d *peerConn, req *message, dCands []netip.AddrPort) {
 	toL, errL := encodeBytes(&message{
 		Type: stun.NewType(methodPeerInfo, stun.ClassIndication), TxID: newTxID(),
 		Name: req.Name, Mapped: l.remote, Candidates: withObserved(d.remote, dCands),
-		Role: roleControlled, Tag: tag, HasTag: true,
+		Role: roleControlled, Tag: tag, HasTag: true, RelayToken: relayToken,
 		HasTiming: true, RTT: rttL, Delay: delayL,
 		Class: dClass, HasClass: dClass.Measured(),
 	})
 	toD, errD := encodeBytes(&message{
 		Type: stun.NewType(methodConnect, stun.ClassSuccessResponse), TxID: req.TxID,
 		Name: req.Name, Mapped: d.remote, Candidates: withObserved(l.remote, lCands),
-		Role: roleControlling, Tag: tag, HasTag: true,
+		Role: roleControlling, Tag: tag, HasTag: true, RelayToken: relayToken,
 		HasTiming: true, RTT: rttD, Delay: delayD,
 		Class: lClass, HasClass: lClass.Measured(),
 	})

@@ -41,9 +41,12 @@ type peerConn struct {
 	pings      map[[stun.TransactionIDSize]byte]pendingPing
 	lastRTT    time.Duration
 	ka         *time.Timer
-	gone       bool          // closed: a pairing must not start (cancel.go)
-	tag        [tagSize]byte // a dialer's session, once its pairing sent (cancel.go)
-	hasTag     bool
+	leg        *relaySession // set once this connection is a relay leg (relay_session.go)
+
+	legReq *message      // a Relay request: the serve loop hands the connection to serveLeg
+	gone   bool          // closed: a pairing must not start (cancel.go)
+	tag    [tagSize]byte // a dialer's session, once its pairing sent (cancel.go)
+	hasTag bool
 
 	auth ownerAuth // owner proofs and the resume token (ownerproof.go)
 
@@ -92,6 +95,10 @@ func (c *peerConn) serve() {
 			return
 		}
 		c.handle(msg, unknown)
+		if c.legReq != nil {
+			c.serveLeg(r, c.legReq)
+			return
+		}
 	}
 }
 
@@ -160,6 +167,10 @@ func (c *peerConn) writeLocked(b []byte, timeout time.Duration) error {
 
 // goodbye tells the client why the server closes; best effort, briefly.
 func (c *peerConn) goodbye(code int, reason string) {
+	if s := c.relayLeg(); s != nil {
+		s.shutdown() // a relay leg speaks relay frames, not STUN
+		return
+	}
 	msg := &message{Type: stun.NewType(methodGoodbye, stun.ClassIndication), TxID: newTxID(), Code: code, Reason: reason}
 	var m stun.Message
 	if err := msg.encode(&m); err != nil {
@@ -169,6 +180,15 @@ func (c *peerConn) goodbye(code int, reason string) {
 	defer c.wmu.Unlock()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(goodbyeWriteTimeout))
 	_, _ = c.nc.Write(m.Raw)
+}
+
+func (c *peerConn) relayLeg() *relaySession {
+	if c.closed == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leg
 }
 
 func (c *peerConn) close() {

@@ -23,6 +23,7 @@ type Server struct {
 	log   *slog.Logger
 	reg   *registry
 	limit *connLimiter
+	relay *relayHub
 
 	// Hardening (ratelimit.go, stats.go, badlog.go, cancel.go).
 	rate     *rateLimits
@@ -54,6 +55,7 @@ func NewServer(opts ...ServerOption) *Server {
 		rate:      newRateLimits(cfg),
 		badLog:    newBadLog(cfg.log),
 		sessions:  newSessionTable(),
+		relay:     newRelayHub(&cfg.relay, cfg.log, cfg.v4Bits, cfg.v6Bits),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*peerConn]struct{}),
 		dialBacks: newDialBackLimiter(cfg),
@@ -195,6 +197,7 @@ func (s *Server) stopListening() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closing = true
+	s.relay.shutdown()
 	for ln := range s.listeners {
 		ln.Close()
 	}

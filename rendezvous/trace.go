@@ -151,3 +151,35 @@ func lessPrecise(a, b string) string {
 	}
 	return b
 }
+
+// relayEndOf maps an END code (0: both peers closed) onto the Tracer's
+// fixed set of reasons.
+func relayEndOf(code int) RelayEnd {
+	switch code {
+	case 0:
+		return RelayEndClosed
+	case RelayCodeIdle:
+		return RelayEndIdle
+	case RelayCodeByteLimit:
+		return RelayEndByteLimit
+	case RelayCodeTimeLimit:
+		return RelayEndTimeLimit
+	case RelayCodeShutdown:
+		return RelayEndShuttingDown
+	}
+	return RelayEndError // RelayCodeProtocol, RelayCodePeerGone: a leg broke or misbehaved
+}
+
+// traceRelayStarted counts a relay session whose two legs were answered.
+func (s *relaySession) traceRelayStarted(t Tracer) { t.RelayStarted() }
+
+// traceRelayEnded counts the end of a session traceRelayStarted counted:
+// up is the controlling peer's (the dialer's) direction.
+func (s *relaySession) traceRelayEnded(t Tracer, code int) {
+	t.RelayEnded(RelaySession{
+		BytesUp:   s.dirs[0].forwards,
+		BytesDown: s.dirs[1].forwards,
+		Duration:  time.Since(s.start),
+		Reason:    relayEndOf(code),
+	})
+}

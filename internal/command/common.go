@@ -15,19 +15,21 @@ import (
 
 // Peer holds what listen and dial share: where to meet and how to punch.
 type Peer struct {
-	Rendezvous string        // HOST:PORT of the rendezvous server
-	Port       int           // local port to reuse; 0 lets the kernel pick
-	Timeout    time.Duration // for one punch, rendezvous included
-	Verbose    bool
-	Report     string // "" or "json"
-	ReadyFD    int    // --ready-fd: listen writes its local endpoint there once registered (package ready); 0 for none
-	NoReport   bool   // don't send the rendezvous server the punch's outcome
-	Stdin      io.Reader
-	Stdout     io.Writer
-	Stderr     io.Writer
-	Logger     *slog.Logger
-	Extra      []punch.Option // more engine options (e.g. punch.WithMaxPunches for listen)
-	Trust      Trust          // --secret-file, TCPUNCH_SECRET, --insecure (secret.go)
+	Rendezvous  string        // HOST:PORT of the rendezvous server
+	Port        int           // local port to reuse; 0 lets the kernel pick
+	Timeout     time.Duration // for one punch, rendezvous included
+	Verbose     bool
+	Report      string        // "" or "json"
+	ReadyFD     int           // --ready-fd: listen writes its local endpoint there once registered (package ready); 0 for none
+	NoReport    bool          // don't send the rendezvous server the punch's outcome
+	Relay       string        // auto, never or always ("" is auto)
+	RelayBudget time.Duration // 0: the default
+	Stdin       io.Reader
+	Stdout      io.Writer
+	Stderr      io.Writer
+	Logger      *slog.Logger
+	Extra       []punch.Option // more engine options (e.g. punch.WithMaxPunches for listen)
+	Trust       Trust          // --secret-file, TCPUNCH_SECRET, --insecure (secret.go)
 }
 
 func (p *Peer) check(name string) error {
@@ -54,6 +56,9 @@ func (p *Peer) check(name string) error {
 	if p.Timeout <= 0 {
 		return usageError("--timeout must be positive")
 	}
+	if err := p.checkRelay(); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -62,6 +67,7 @@ func (p *Peer) options(prog *progress) []punch.Option {
 	if p.Logger != nil {
 		opts = append(opts, punch.WithLogger(p.Logger))
 	}
+	opts = append(opts, p.relayOptions()...)
 	opts = append(opts, p.Extra...)
 	if p.NoReport {
 		opts = append(opts, punch.WithoutOutcomeReport())

@@ -124,13 +124,15 @@ func Demo(ctx context.Context, cfg DemoConfig) error {
 	msgB := fmt.Sprintf("hello from peer b (%s)\n", bDesc)
 	var gotA, gotB bytes.Buffer
 	var reportB string
-	// The peers share a fresh secret, as users' peers do.
+	// The peers share a fresh secret, as users' peers do. The demo shows
+	// the punch; a scenario without a direct path ends with exit 3 as it
+	// explains, rather than relaying.
 	secretFile, err := demoSecret()
 	if err != nil {
 		return err
 	}
 	defer os.Remove(secretFile)
-	peerArgs := []string{"--report", "json", "--secret-file", secretFile, "demo"}
+	peerArgs := []string{"--report", "json", "--relay", "never", "--secret-file", secretFile, "demo"}
 	if cfg.Verbose {
 		peerArgs = append([]string{"-v"}, peerArgs...)
 	}

@@ -17,7 +17,7 @@ const (
 	ExitUsage       = 2   // bad flags or arguments, an unknown command, a malformed --rendezvous
 	ExitNoPath      = 3   // no direct path: the punch timed out or the peer refused verification
 	ExitRendezvous  = 4   // the rendezvous server: unreachable, unknown name, name taken, listener busy, --port already connected to it
-	ExitIncomplete  = 5   // the peer reset, died or cut the stream: data may be lost (the line says how many bytes were sent and acknowledged)
+	ExitIncomplete  = 5   // the peer reset, died or cut the stream, or the relay ended it: data may be lost (the line says how many bytes were sent and acknowledged, or the relay's reason)
 	ExitAuth        = 6   // authentication failed: the peer holds another secret or code, or a one-time code was retired
 	ExitInterrupted = 130 // a one-shot command interrupted by SIGINT/SIGTERM
 )
@@ -45,7 +45,11 @@ func ExitCode(err error) int {
 		return ExitOK
 	case errors.As(err, &e):
 		return e.Code
-	case errors.Is(err, relay.ErrIncomplete), errors.Is(err, punch.ErrIncomplete):
+	case errors.Is(err, relay.ErrIncomplete), errors.Is(err, punch.ErrIncomplete),
+		// A relayed stream cut by the server (a limit: END) or by its
+		// death is a stream that did not end cleanly, whichever
+		// direction noticed first.
+		errors.Is(err, rendezvous.ErrRelayEnded), errors.Is(err, rendezvous.ErrRelayLost):
 		return ExitIncomplete
 	case errors.Is(err, punch.ErrAuthFailed), errors.Is(err, punch.ErrCodeRetired):
 		return ExitAuth

@@ -34,6 +34,9 @@ func explain(name string, timeout time.Duration, peer *punch.Event, err error) e
 		msg += ": " + tried
 	}
 	msg += "; " + natHint(peer)
+	if pe.Relay != nil {
+		msg += "; relay: " + relayCause(pe.Relay)
+	}
 	return &oneLine{msg: msg, err: err}
 }
 

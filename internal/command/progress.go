@@ -74,6 +74,8 @@ func (p *progress) event(ev punch.Event) {
 		line = fmt.Sprintf("verified %v (%v)", ev.Addr, ev.Method)
 	case punch.EventConnected:
 		return // printed by connected, with the timing
+	case punch.EventRelaying, punch.EventRelayFailed:
+		line = relayLine(ev)
 	case punch.EventFailed:
 		peer := p.peerInfo(ev.Addr)
 		if errors.Is(ev.Err, context.Canceled) {
@@ -198,12 +200,17 @@ type report struct {
 	Attempts     int            `json:"attempts"`
 	PerCandidate map[string]int `json:"attempts_per_candidate,omitempty"`
 	SelfConnects int            `json:"self_connects"`
+	Path         string         `json:"path"`         // direct or relay
 	Auth         string         `json:"auth"`         // secret, code or insecure
 	HandshakeMS  float64        `json:"handshake_ms"` // the secure link's handshake after the punch
 }
 
 func (p *progress) connected(info punch.Info, asJSON bool) {
-	p.printf("connected to %v via %v in %.1f ms (%s)", info.Remote, info.Method, float64(info.Elapsed.Microseconds())/1000, authSummary(info))
+	if info.Path == punch.PathRelay {
+		p.printf("connected through the relay at %v in %.1f ms (path: relay; no direct connection; %s)", info.Remote, float64(info.Elapsed.Microseconds())/1000, authSummary(info))
+	} else {
+		p.printf("connected to %v via %v in %.1f ms (path: direct; %s)", info.Remote, info.Method, float64(info.Elapsed.Microseconds())/1000, authSummary(info))
+	}
 	if !asJSON {
 		return
 	}
@@ -213,6 +220,7 @@ func (p *progress) connected(info punch.Info, asJSON bool) {
 		Method:       info.Method.String(),
 		ElapsedMS:    float64(info.Elapsed.Microseconds()) / 1000,
 		SelfConnects: info.SelfConnects,
+		Path:         info.Path.String(),
 		PerCandidate: map[string]int{},
 		Auth:         info.Auth,
 		HandshakeMS:  float64(info.Handshake.Microseconds()) / 1000,
