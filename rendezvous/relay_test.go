@@ -259,10 +259,25 @@ func TestRelayShutdownSaysWhy(t *testing.T) {
 	tr := &relayTracer{}
 	srv, addr := startServer(t, WithTracer(tr))
 	pi, _ := relayPair(t, addr, "relay-shutdown")
-	d, _ := joinLegs(t, addr, pi.RelayToken)
-	go srv.Shutdown(context.Background())
+	d, l := joinLegs(t, addr, pi.RelayToken)
+	// The drain grace: the session relays on until it ends, then is told.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(ctx) }()
+	time.Sleep(100 * time.Millisecond) // Shutdown has closed the other connections
+	if _, err := l.Write([]byte("still relayed")); err != nil {
+		t.Fatalf("writing during the grace: %v", err)
+	}
 	d.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, len("still relayed"))
+	if _, err := io.ReadFull(d, buf); err != nil || string(buf) != "still relayed" {
+		t.Fatalf("reading during the grace: %q, %v", buf, err)
+	}
 	_, err := io.Copy(io.Discard, d)
+	if serr := <-shut; !errors.Is(serr, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want the grace's end", serr)
+	}
 	var re *RelayEndedError
 	if !errors.As(err, &re) || re.Code != RelayCodeShutdown {
 		t.Fatalf("%v, want END 503", err)

@@ -168,17 +168,21 @@ func (s *Server) isClosing() bool {
 }
 
 // Shutdown stops accepting, lets pairings in flight finish, sends every
-// connected client a Goodbye (503) and closes its connection. It returns
-// when every connection is done, or with ctx's error if ctx ends first (the
+// connected client a Goodbye (503) and closes its connection. Relayed
+// sessions go on until they end by themselves or ctx ends (the drain
+// grace); then they are ended with the reason 503. It returns when every
+// connection is done, or with ctx's error if ctx ends first (the
 // connections are closed then anyway).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopListening()
 	if err := waitCtx(ctx, &s.pairWG); err != nil {
-		s.closeConns(0, "")
+		s.closeConns(0, "", true)
 		return fmt.Errorf("rendezvous: shutdown: waiting for pairings: %w", err)
 	}
-	s.closeConns(CodeShuttingDown, "server shutting down")
+	s.closeConns(CodeShuttingDown, "server shutting down", false)
 	if err := waitCtx(ctx, &s.connWG); err != nil {
+		// The grace is over: relayed sessions still running are told why.
+		s.closeConns(CodeShuttingDown, "server shutting down", true)
 		return fmt.Errorf("rendezvous: shutdown: waiting for connections: %w", err)
 	}
 	s.log.Info("rendezvous shut down")
@@ -189,7 +193,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Goodbye messages.
 func (s *Server) Close() error {
 	s.stopListening()
-	s.closeConns(0, "")
+	s.closeConns(0, "", true)
 	return nil
 }
 
@@ -203,11 +207,15 @@ func (s *Server) stopListening() {
 	}
 }
 
-// closeConns closes every connection, after a Goodbye if code != 0.
-func (s *Server) closeConns(code int, reason string) {
+// closeConns closes every connection, after a Goodbye if code != 0;
+// joined relay legs only when legs is set.
+func (s *Server) closeConns(code int, reason string, legs bool) {
 	s.mu.Lock()
 	conns := make([]*peerConn, 0, len(s.conns))
 	for c := range s.conns {
+		if !legs && c.relayLeg() != nil {
+			continue
+		}
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()

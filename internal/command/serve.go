@@ -126,7 +126,13 @@ func Serve(ctx context.Context, cfg ServeConfig, opts ...rendezvous.ServerOption
 	defer cancel()
 	err = srv.Shutdown(sctx)
 	shutdownAdmin(adm, logger)
-	if err != nil {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		// The grace ran out with relayed sessions still running: they were
+		// ended and told why. That is the drain doing its job, not a
+		// failure of the service.
+		logger.Warn("drain grace over: sessions still running were ended", "grace", cfg.DrainGrace)
+	case err != nil:
 		return fmt.Errorf("shutting down: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, rendezvous.ErrServerClosed) {
