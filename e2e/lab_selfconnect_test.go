@@ -60,9 +60,11 @@ func TestLabSelfConnectSamePort(t *testing.T) {
 			const timeout = "--timeout=10s"
 			lSeed, dSeed := byte(1), byte(2)
 			lOut, dOut := newHashWriter(), newHashWriter()
-			lp := start(t, in(h), stream(lSeed, pipeSize), lOut, "listen", "-r", rv1, "--port", "5000", "--report", "json", timeout, "self")
+			// --relay never: the guard is under test; through the relay the
+			// two processes would reach each other, as they should.
+			lp := start(t, in(h), stream(lSeed, pipeSize), lOut, "listen", "-r", rv1, "--port", "5000", "--relay", "never", "--report", "json", timeout, "self")
 			lp.waitStderr(`listening as`, 30*time.Second)
-			dp := start(t, in(h), stream(dSeed, pipeSize), dOut, "dial", "-r", rv2, "--port", "5000", "--report", "json", timeout, "self")
+			dp := start(t, in(h), stream(dSeed, pipeSize), dOut, "dial", "-r", rv2, "--port", "5000", "--relay", "never", "--report", "json", timeout, "self")
 			code := dp.wait(runBudget)
 			both := "listener:\n" + lp.stderr.String() + "\ndialer:\n" + dp.stderr.String()
 			t.Logf("dial exit %d: %s", code, lastLine(dp.stderr.String()))

@@ -515,8 +515,13 @@ func TestLoss(t *testing.T) {
 	go func() {
 		count := 0
 		buf := make([]byte, 64)
+		// The first packet may take a while on a loaded machine (the
+		// sender's namespace thread, neighbour discovery); after it, a
+		// pause of 500 ms means the sender is done.
+		wait := 10 * time.Second
 		for {
-			srv.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			srv.SetReadDeadline(time.Now().Add(wait))
+			wait = 500 * time.Millisecond
 			if _, _, err := srv.ReadFrom(buf); err != nil {
 				received <- count
 				return
