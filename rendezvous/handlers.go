@@ -96,9 +96,19 @@ func (c *peerConn) checkFirst(req *message) (cands []netip.AddrPort, ok bool) {
 
 func (c *peerConn) register(req *message) {
 	cands, ok := c.checkFirst(req)
-	// The rate limit comes before the owner check: a challenge (401 and a
-	// fresh nonce) is work too, and costs a token like any Register.
-	if !ok || !c.allowRegister(req) || !c.checkOwner(req) { // ratelimit.go, ownerproof.go
+	if !ok {
+		return
+	}
+	// A protected name is proven first and, once proven, is not charged to
+	// its source's bucket: otherwise anyone behind the owner's address
+	// (same host, same NAT) could keep the owner from registering again
+	// after a server restart by spending the bucket on requests the owner
+	// proof refuses anyway. Challenges stay bounded per connection.
+	if IsProtectedName(req.Name) {
+		if !c.checkOwner(req) { // ownerproof.go
+			return
+		}
+	} else if !c.allowRegister(req) || !c.checkOwner(req) { // ratelimit.go, ownerproof.go
 		return
 	}
 	if c.s.isClosing() {

@@ -638,3 +638,36 @@ func TestRestartProtectedNameComesBack(t *testing.T) {
 		t.Errorf("listener tag %x, dialer tag %x: the dialer reached someone else", got.Tag, pi.Tag)
 	}
 }
+
+// TestSameSourceCannotLockOutOwner: requests from the owner's own address
+// that spend its Register bucket (open names, unproven and wrongly proven
+// protected names) do not keep the owner, proving its key, from
+// registering: proven registrations are not charged to the source.
+func TestSameSourceCannotLockOutOwner(t *testing.T) {
+	srv, addr := startServer(t, WithRegisterRate(0.001, 1))
+	ctx := testCtx(t)
+	priv, name := ownerKey(t)
+	other, _ := ownerKey(t)
+	// The one token goes to an open name; the next open one is refused.
+	squat, err := Register(ctx, addr, anyLocal, "squat", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer squat.Close()
+	var se *ServerError
+	if _, err := Register(ctx, addr, anyLocal, "squat2", nil); !errors.As(err, &se) || se.Code != CodeTooManyRequests {
+		t.Fatalf("second open Register: %v, want 429", err)
+	}
+	// A wrong key for the protected name is refused, not rate limited.
+	if _, err := Register(ctx, addr, anyLocal, name, nil, WithOwnerKey(other)); err == nil {
+		t.Fatal("a wrong key registered the protected name")
+	}
+	reg, err := Register(ctx, addr, anyLocal, name, nil, WithOwnerKey(priv))
+	if err != nil {
+		t.Fatalf("the owner, with its bucket spent: %v", err)
+	}
+	defer reg.Close()
+	if srv.Stats().RegisterRateLimited != 1 {
+		t.Errorf("rate-limited registrations: %+v, want 1", srv.Stats())
+	}
+}
