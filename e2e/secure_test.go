@@ -329,11 +329,10 @@ func TestSecurePcap(t *testing.T) {
 // reaches it, and no squatter receives a byte.
 func TestRestartRaceProtectedName(t *testing.T) {
 	t.Parallel()
-	// No per-source Register limit: every process here shares 127.0.0.1, and
-	// the squatters' tries would otherwise hold the owner's re-registration
-	// back with 429s; this test is about who may have the name.
-	noLimit := []string{"--register-rate", "0"}
-	rv, srv := serve(t, nil, "127.0.0.1:0", noLimit...)
+	// The server's default limits: every process here shares 127.0.0.1,
+	// and the squatters' tries must not hold the owner's re-registration
+	// back (a proven Register is not charged to its source).
+	rv, srv := serve(t, nil, "127.0.0.1:0")
 	var lOut syncBuffer
 	l := start(t, nil, strings.NewReader("for the owner\n"), &lOut, "listen", "-r", rv, "vault")
 	l.waitReady(30 * time.Second)
@@ -383,7 +382,7 @@ func TestRestartRaceProtectedName(t *testing.T) {
 	var sqOut syncBuffer
 	sq := start(t, nil, strings.NewReader("squatter\n"), &sqOut, "listen", "-r", rv, "--secret-file", other, "vault")
 
-	_, srv2 := serve(t, nil, rv, noLimit...) // the same address
+	_, srv2 := serve(t, nil, rv) // the same address
 	l.waitStderr(`registered again`, 60*time.Second)
 	sq.waitReady(30 * time.Second) // registered too: under its own name, not ours
 	// The owner is back; the squatter goes on trying for a while, and the
