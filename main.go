@@ -33,7 +33,8 @@ const exitCodesHelp = `EXIT CODES:
    0    success; for serve, listen --forward/--exec and dial --local: stopped by SIGINT/SIGTERM
    1    failure (I/O, a local --port another program holds, a --exec child that failed, ...)
    2    usage: bad flags or arguments, an unknown command, a malformed --rendezvous
-   3    no direct path: the punch timed out or the peer refused verification
+   3    no path: the punch timed out (relaying off, refused or impossible), the NAT classes rule
+        a direct path out and relaying is off, or the peer refused verification
    4    rendezvous: server unreachable (after retrying for --timeout), unknown name, name taken,
         listener busy, or a --port that already has a connection to that server
    5    incomplete: the peer reset, died or cut the stream, or the relay server ended it (a

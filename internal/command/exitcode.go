@@ -15,7 +15,7 @@ const (
 	ExitOK          = 0   // done; for services, stopped by SIGINT/SIGTERM
 	ExitFailure     = 1   // anything else: I/O, a child that failed
 	ExitUsage       = 2   // bad flags or arguments, an unknown command, a malformed --rendezvous
-	ExitNoPath      = 3   // no direct path: the punch timed out or the peer refused verification
+	ExitNoPath      = 3   // no path: the punch timed out (relaying off, refused or impossible), the NAT classes rule direct out with relaying off, or the peer refused verification
 	ExitRendezvous  = 4   // the rendezvous server: unreachable, unknown name, name taken, listener busy, --port already connected to it
 	ExitIncomplete  = 5   // the peer reset, died or cut the stream, or the relay ended it: data may be lost (the line says how many bytes were sent and acknowledged, or the relay's reason)
 	ExitAuth        = 6   // authentication failed: the peer holds another secret or code, or a one-time code was retired
