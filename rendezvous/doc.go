@@ -1,5 +1,6 @@
 // Package rendezvous lets two peers behind NATs find each other so they can
-// open one direct TCP connection by simultaneous open.
+// open one direct TCP connection by simultaneous open, and relays the pairs
+// that cannot.
 //
 // A listener (a service behind a NAT) calls [Register] with a name and keeps
 // its control connection open; a dialer calls [Connect] with that name. The
@@ -71,4 +72,8 @@
 //	WithAltAddr(ap)              port 0: the kernel chooses    -
 //	WithDialBack(d, burst, n)    error                         error
 //	WithNATCheck(bool)           -                             -
+//	WithLoopbackCandidates(bool) -                             -
+//	WithTracer(nil)              nil is NopTracer, the default -
+//	WithSessionCancelled(nil)    nil: Cancels are ignored      -
+//	WithPeerRefused(nil)         nil: no callback              -
 package rendezvous
