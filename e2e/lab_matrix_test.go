@@ -48,9 +48,10 @@ type cell struct {
 // bestEffortMin is how many of n runs of a best-effort cell must connect:
 // two in five (rounded up, at least one). Measured on the lab with the
 // cells alone (10 and 20 runs) and in the full matrix (5 runs): rst×rst
-// 9/10, 20/20, 5/5; open×open and rst×rst-ipv6 10/10, 20/20, 5/5. A cell
-// below 40% is broken, not unlucky: at 90% per run, fewer than two of five
-// connect by chance about once in 2000.
+// 9/10, 20/20, 5/5 (17/20 since the 10 ms refusal floor, BENCHMARKS.md
+// section 1); open×open and rst×rst-ipv6 10/10, 20/20, 5/5. A cell below 40%
+// is broken, not unlucky: at 85% per run, fewer than two of five connect by
+// chance about once in 450.
 func bestEffortMin(n int) int { return max(1, (2*n+4)/5) }
 
 // bestEffortTimeout is the --timeout of best-effort cells: what a user
