@@ -470,9 +470,10 @@ func demoCommand() *cli.Command {
 		Name:  "demo",
 		Usage: "show a punch end to end on this machine, through a real two-NAT lab when root",
 		Description: `Starts a rendezvous server and two peers, punches, sends data both ways and
-prints a timeline. As root, with nftables installed, the peers sit behind two
-real Linux NATs in network namespaces; otherwise the demo runs on loopback and
-says so.
+prints a timeline. As root (nothing to install), the peers sit behind two real
+Linux NATs in network namespaces; otherwise the demo runs on loopback and says
+so. The peers share a fresh secret and run with --relay never, so a scenario
+with no direct path ends with exit 3 and says why.
 
 The lab has the scenarios of the e2e tests: drop×drop (the default), rst×rst,
 symmetric×drop (no direct path: see how tcpunch says so), double×drop,
