@@ -71,7 +71,7 @@ const (
 	MethodRegisterRequest RequestMethod = "register"
 	MethodConnectRequest  RequestMethod = "connect"
 	MethodPingRequest     RequestMethod = "ping"
-	MethodOtherRequest    RequestMethod = "other" // unknown to the server
+	MethodOtherRequest    RequestMethod = "other" // DialBack, Relay, or a method unknown to the server
 )
 
 // Pairing describes one finished pairing of a dialer with a listener.
