@@ -19,9 +19,11 @@
 // (a shared secret: the name is a label only its holders can register or
 // dial), [WithCode] (a one-time code: CPace, then TLS) or [WithInsecure]
 // (plaintext, first come first served); with none they return [ErrNoAuth].
-// Their [*Conn] is TLS 1.3 between the peers with end-of-stream confirmation
-// ([Conn.Finish]), on a punched connection or, per [WithRelay], a stream the
-// rendezvous server relays (it carries only ciphertext). It does not embed
+// With a secret or a code their [*Conn] is TLS 1.3 between the peers, with
+// WithInsecure the plain path; in every mode it carries end-of-stream
+// confirmation ([Conn.Finish]), on a punched connection or, per [WithRelay],
+// a stream the rendezvous server relays (then only ciphertext crosses it,
+// unless WithInsecure). It does not embed
 // *net.TCPConn and offers no SyscallConn, so nothing can bypass the link.
 //
 // The engine does not find candidates or agree on the session tag and roles:
@@ -37,7 +39,7 @@
 //	WithAttemptTimeout     error                       error
 //	WithVerifyTimeout      error                       error
 //	WithPunchTimeout       error                       error
-//	WithRetryJitter        0: no pause (min ≤ max)     error
+//	WithRetryJitter        0: no pause (min ≤ max)¹    error
 //	WithMaxSYNRate         error                       error
 //	WithMaxPunches         error                       error
 //	WithHandshakeTimeout   error                       error
@@ -47,6 +49,8 @@
 //	WithRelay              RelayAuto                   - (unknown mode: error)
 //	WithLogger, WithEvents nil: discard, no callback
 //	WithSecret, WithCode   the zero Secret / Code: error
+//
+// ¹ A refused attempt still waits the 10 ms floor (see [WithRetryJitter]).
 //
 // WithSecret, WithCode and WithInsecure exclude each other (giving two is an
 // error); giving one twice keeps the last. WithoutOutcomeReport has no value.
@@ -59,9 +63,9 @@
 // When not to use it: if either peer can accept inbound connections, dial it
 // directly (with TLS of your own). A pair behind a symmetric NAT (a new
 // public port per destination) facing a NAT that filters cannot punch: Listen
-// and Dial then relay through the rendezvous server, which costs its
-// bandwidth and is bound by its operator's limits; if that is not
-// acceptable, use a relay you run for the purpose. The bare engine
+// and Dial then relay through the rendezvous server, which costs that
+// server's bandwidth and is bound by its operator's limits (run your own
+// `tcpunch serve` if those do not fit). The bare engine
 // ([Endpoint.Punch], [Punch]) authenticates nothing beyond the session tag
 // and encrypts nothing: use it only under your own secure protocol (or use
 // Listen and Dial).

@@ -127,10 +127,11 @@ func WithAttemptTimeout(d time.Duration) Option {
 // before a candidate is dialed again after an attempt failed for any reason
 // but two (default 25–125 ms; 0 ≤ minPause ≤ maxPause). After a refusal
 // (an RST: the far NAT or host answered, and, if a NAT, forgot the mapping)
-// the pause is scaled to the round trip the refused attempt took instead: a
-// random 1 ms to 1 ms + min(2 × that time, maxPause), so that the two peers'
-// SYNs, which must be in flight at the same moment, are not kept a whole
-// jitter apart. After an attempt that got no answer at all within the
+// the pause is scaled to the round trip the refused attempt took instead:
+// 10 ms (the floor, so a refusing port is not dialed hundreds of times a
+// second) plus a random part below min(max(2 × that time, 10 ms),
+// maxPause), so that the two peers' SYNs, which must be in flight at the
+// same moment, are not kept a whole jitter apart. After an attempt that got no answer at all within the
 // attempt timeout, the candidate is dialed again at once. Keep the range
 // random: a fixed period phase-locks with the peer's retries and the SYNs
 // never cross.
