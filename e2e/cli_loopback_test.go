@@ -70,6 +70,7 @@ type report struct {
 	ElapsedMS    float64 `json:"elapsed_ms"`
 	Attempts     int     `json:"attempts"`
 	SelfConnects int     `json:"self_connects"`
+	Path         string  `json:"path"`
 	Auth         string  `json:"auth"`
 	HandshakeMS  float64 `json:"handshake_ms"`
 }

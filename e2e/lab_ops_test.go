@@ -274,6 +274,12 @@ backend tcpunch
 	}
 	t.Logf("through HAProxy: listener observed at %v, dialer at %v; punched %s in %.1f ms", lObs, m[2], dr.Method, dr.ElapsedMS)
 
+	// The relay behind the balancer: its legs come through HAProxy too.
+	_, rd := punchInLab(t, p, front.String(), "relayed-behind-haproxy", "--relay", "always")
+	if rr := parseReport(t, rd.stderr.String()); rr.Path != "relay" {
+		t.Errorf("--relay always through HAProxy: path %q, want relay:\n%s", rr.Path, rd.stderr.String())
+	}
+
 	fams := labScraper(rdv, admin)(t)
 	if got := metricValue(fams, "tcpunch_proxy_protocol_headers_total", map[string]string{"result": "ok"}); got < 2 {
 		t.Errorf("tcpunch_proxy_protocol_headers_total{result=ok} = %v, want at least 2 (both peers through HAProxy)", got)

@@ -202,6 +202,9 @@ func (p *session) timeoutErr(c *candidate, d *net.Dialer, n int) error {
 func (c *config) refusedPause(took time.Duration) time.Duration {
 	const floor = refusedFloor
 	limit := min(max(2*took, floor), c.jitterMax)
+	if limit <= 0 {
+		return floor // WithRetryJitter(0, 0): no random part
+	}
 	return floor + rand.N(limit)
 }
 

@@ -111,6 +111,21 @@ func (c *peerConn) relayRequest(req *message) {
 	}
 }
 
+// legSocket is the TCP socket under a relay leg's connection: nc itself,
+// or the socket of a wrapper that offers it, as a PROXY protocol connection
+// does (TCPConn). The wrapper's own buffer holds nothing by then: its
+// header was read, and the Relay request, read through it, is the last
+// thing a client sends before the answer (serveLeg refuses more).
+func legSocket(nc net.Conn) (*net.TCPConn, bool) {
+	switch c := nc.(type) {
+	case *net.TCPConn:
+		return c, true
+	case interface{ TCPConn() (*net.TCPConn, bool) }:
+		return c.TCPConn()
+	}
+	return nil, false
+}
+
 // serveLeg runs a connection that sent a Relay request, for the rest of
 // its life. r is the serve loop's reader: nothing may wait in it, since
 // from the answer on the leg is read by the kernel's splice.
@@ -120,7 +135,7 @@ func (c *peerConn) serveLeg(r interface{ Buffered() int }, req *message) {
 		_ = c.send(errorResponse(req, CodeBadRequest, "bytes after the Relay request before its answer"))
 		return
 	}
-	tc, ok := c.nc.(*net.TCPConn)
+	tc, ok := legSocket(c.nc)
 	if !ok {
 		_ = c.send(errorResponse(req, CodeServerError, "relaying needs a TCP connection"))
 		return
@@ -199,7 +214,7 @@ func (s *relaySession) run(i int, log *slog.Logger) {
 	h.mu.Unlock()
 	var tcs [2]*net.TCPConn
 	for k, l := range legs {
-		tcs[k] = l.nc.(*net.TCPConn)
+		tcs[k], _ = legSocket(l.nc) // checked when the leg joined
 	}
 	first := 1 - i
 	if !s.peek[first].stop(tcs[first]) {
