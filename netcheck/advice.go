@@ -17,8 +17,10 @@ func Advise(r *Report) string {
 	switch {
 	case flt == rendezvous.FilteringAccepted:
 		return "this host accepts connections from anywhere on this port: direct TCP will work with any peer, even one behind a symmetric NAT"
-	case m == rendezvous.MappingNone:
+	case m == rendezvous.MappingNone && (flt == rendezvous.FilteringRST || flt == rendezvous.FilteringSilent):
 		return "no NAT here, but a firewall filters unsolicited connections: direct TCP punching will work with peers behind endpoint-independent NATs; a peer behind a symmetric NAT will need the relay"
+	case m == rendezvous.MappingNone:
+		return "no NAT here (not measured whether anything filters inbound connections): direct TCP punching will work with peers behind endpoint-independent NATs, and with any peer if nothing filters; a peer behind a symmetric NAT may need the relay"
 	case m == rendezvous.MappingEndpointIndependent && flt == rendezvous.FilteringRST:
 		return "direct TCP punching will work with peers behind endpoint-independent NATs (your NAT answers stray SYNs with RST, so both SYNs must cross at once: tcpunch times them); a peer behind a symmetric NAT will need the relay"
 	case m == rendezvous.MappingEndpointIndependent:

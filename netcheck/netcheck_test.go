@@ -161,3 +161,21 @@ func TestAdviseNotMeasuredHint(t *testing.T) {
 		}
 	}
 }
+
+// TestAdviseNoNATUnmeasuredFiltering: with no NAT and no filtering
+// measurement the advice claims no firewall; a measured silent filter is
+// named as one.
+func TestAdviseNoNATUnmeasuredFiltering(t *testing.T) {
+	advise := func(f rendezvous.Filtering) string {
+		return netcheck.Advise(&netcheck.Report{IPv4: netcheck.Family{Network: "ipv4", Tested: true,
+			Mapping:   netcheck.MappingResult{Class: rendezvous.MappingNone},
+			Filtering: netcheck.FilteringResult{Class: f},
+		}})
+	}
+	if got := advise(rendezvous.FilteringNotMeasured); strings.Contains(got, "a firewall filters unsolicited") {
+		t.Errorf("advice %q claims a firewall nobody measured", got)
+	}
+	if got := advise(rendezvous.FilteringSilent); !strings.Contains(got, "a firewall filters unsolicited") {
+		t.Errorf("advice %q for a silent filter names no firewall", got)
+	}
+}

@@ -22,7 +22,7 @@ const (
 	EventConnected                        // the nominated connection: the punch succeeded
 	EventFailed                           // a punch a Listener started for a dialer failed (Err says why)
 	EventRelaying                         // opening the relay leg (Detail says why)
-	EventRelayFailed                      // the relay did not connect (Err says why); direct attempts go on
+	EventRelayFailed                      // the relay did not connect (Err says why; Detail what goes on: direct attempts, or none)
 	EventRefused                          // a Listener refused a dialer without punching (Err matches ErrBusy)
 )
 

@@ -188,7 +188,7 @@ func (p *session) relayLoop() {
 	leg, err := rendezvous.DialRelay(p.ctx, p.relay.Server, p.relay.Token, role, rendezvous.WithLogger(p.cfg.logger))
 	if err != nil {
 		if p.ctx.Err() == nil {
-			p.e.emit(Event{Kind: EventRelayFailed, Err: err})
+			p.e.emit(Event{Kind: EventRelayFailed, Err: err, Detail: p.afterRelayFailed()})
 		}
 		p.mu.Lock()
 		p.relayErr = err
@@ -212,7 +212,7 @@ func (p *session) relayLoop() {
 		p.release(rc)
 		leg.Close()
 		if err != nil && p.ctx.Err() == nil {
-			p.e.emit(Event{Kind: EventRelayFailed, Err: err})
+			p.e.emit(Event{Kind: EventRelayFailed, Err: err, Detail: p.afterRelayFailed()})
 			p.mu.Lock()
 			p.relayErr = err
 			p.mu.Unlock()
@@ -281,4 +281,14 @@ func relayOf(server string, pi rendezvous.PeerInfo) *Relay {
 		return nil
 	}
 	return &Relay{Server: server, Token: pi.RelayToken}
+}
+
+// afterRelayFailed says what goes on once the relay failed: the direct
+// attempts, unless there are none (RelayAlways, or no direct path can
+// exist).
+func (p *session) afterRelayFailed() string {
+	if p.cfg.relayMode == RelayAlways || p.relay.NoDirect != "" {
+		return "no direct attempt is made"
+	}
+	return "direct attempts go on"
 }

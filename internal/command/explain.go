@@ -150,8 +150,12 @@ func explainRendezvous(server, name string, port int, timeout time.Duration, err
 	var msg string
 	switch {
 	case errors.Is(err, rendezvous.ErrUnknownName):
-		msg = fmt.Sprintf("no listener named %q at %s: start `tcpunch listen -r %s %s` on the other side first (names are case-sensitive)",
-			name, server, server, name)
+		sep := ""
+		if strings.HasPrefix(name, "-") {
+			sep = "-- " // a name that looks like a flag
+		}
+		msg = fmt.Sprintf("no listener named %q at %s: start `tcpunch listen -r %s %s%s` on the other side first, with the same secret (or both with --insecure); names are case-sensitive",
+			name, server, server, sep, name)
 	case errors.Is(err, rendezvous.ErrNameTaken):
 		msg = fmt.Sprintf("%q is already registered at %s by another listener: stop that one or pick another name", name, server)
 	case errors.As(err, &se):

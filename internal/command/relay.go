@@ -50,7 +50,11 @@ func relayLine(ev punch.Event) string {
 	case punch.EventRelaying:
 		return ev.Detail
 	case punch.EventRelayFailed:
-		return "the relay did not connect: " + relayCause(ev.Err) + "; direct attempts go on"
+		line := "the relay did not connect: " + relayCause(ev.Err)
+		if ev.Detail != "" {
+			line += "; " + ev.Detail
+		}
+		return line
 	}
 	return ""
 }
