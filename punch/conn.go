@@ -220,6 +220,6 @@ func (p *session) finish(w *rawConn) *Conn {
 		info.Attempts[c.addr] = c.attempts
 	}
 	p.mu.Unlock()
-	p.e.emit(Event{Kind: EventConnected, Addr: w.remote, Method: w.method, Detail: "local " + w.local.String()})
+	p.emit(Event{Kind: EventConnected, Addr: w.remote, Method: w.method, Detail: "local " + w.local.String()})
 	return &Conn{nc: w.c, tcp: w.c, info: info, earlySent: w.earlySent}
 }
