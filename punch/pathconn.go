@@ -317,10 +317,13 @@ func (c *pathConn) SetDeadline(t time.Time) error {
 func (c *pathConn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	c.deadR = t
-	d := c.d
+	d, retired := c.d, c.retired
 	c.mu.Unlock()
 	if d != nil {
 		_ = d.SetReadDeadline(t)
+	}
+	if retired {
+		return nil // the leg is closing on its own deadline
 	}
 	return c.relay.SetReadDeadline(t)
 }
@@ -328,10 +331,13 @@ func (c *pathConn) SetReadDeadline(t time.Time) error {
 func (c *pathConn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
 	c.deadW = t
-	d := c.d
+	d, retired := c.d, c.retired
 	c.mu.Unlock()
 	if d != nil {
 		_ = d.SetWriteDeadline(t)
+	}
+	if retired {
+		return nil // the leg is closing on its own deadline
 	}
 	return c.relay.SetWriteDeadline(t)
 }
