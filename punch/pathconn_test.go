@@ -182,8 +182,8 @@ func TestPathMoveHalfClosed(t *testing.T) {
 	})
 }
 
-// TestPathRelayDeathAfterMove: once moved, closing the relay legs
-// changes nothing.
+// TestPathRelayDeathAfterMove: once moved, the relay legs' death changes
+// nothing.
 func TestPathRelayDeathAfterMove(t *testing.T) {
 	pa, pb, da, db := pathPair(t)
 	tag := newTag(t)
@@ -194,24 +194,41 @@ func TestPathRelayDeathAfterMove(t *testing.T) {
 	if !pa.offer(da, tag) {
 		t.Fatal("controlling side refused the direct connection")
 	}
-	buf := make([]byte, 64)
-	_ = pb.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if n, err := io.ReadAtLeast(pb, buf, len("before ")); err != nil || string(buf[:n]) != "before " {
-		t.Fatalf("controlled read %q, %v", buf[:n], err)
+	if _, err := pa.Write([]byte("x")); err != nil { // on the direct connection
+		t.Fatal(err)
 	}
-	// The controlled side's MOVED is on its way; once the controlling side
-	// read it, kill both legs.
-	go pb.Write([]byte("pong"))
-	_ = pa.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if n, err := io.ReadAtLeast(pa, buf, 4); err != nil || string(buf[:n]) != "pong" {
-		t.Fatalf("controlling read %q, %v", buf[:n], err)
+	expect := func(c *pathConn, want string) {
+		t.Helper()
+		buf := make([]byte, len(want))
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := io.ReadFull(c, buf); err != nil || string(buf[:n]) != want {
+			t.Fatalf("read %q, %v; want %q", buf[:n], err, want)
+		}
 	}
+	expect(pb, "before x") // past MOVE: the controlled side reads the direct connection
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		pb.wmu.Lock()
+		moved := pb.wd != nil
+		pb.wmu.Unlock()
+		if moved {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the controlled side never sent MOVED")
+		}
+	}
+	if _, err := pb.Write([]byte("pong")); err != nil {
+		t.Fatal(err)
+	}
+	expect(pa, "pong") // past MOVED
 	pa.relay.Close()
 	pb.relay.Close()
 	if _, err := pa.Write([]byte("after")); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := io.ReadAtLeast(pb, buf, 5); err != nil || string(buf[:n]) != "after" {
-		t.Fatalf("controlled read %q, %v after the relay died", buf[:n], err)
+	expect(pb, "after")
+	if _, err := pb.Write([]byte("back")); err != nil {
+		t.Fatal(err)
 	}
+	expect(pa, "back")
 }
