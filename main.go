@@ -209,7 +209,7 @@ func peerFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "no-report", EnvVars: envs("no-report"),
 			Usage: "don't tell the rendezvous server how each punch went (by default: direct, relay or failed, method, time, attempts; no address), which it counts for its operator's success rate"},
 		&cli.StringFlag{Name: "relay", Value: "auto", EnvVars: envs("relay"),
-			Usage: "`MODE`: auto relays through the rendezvous server when no direct connection verified within --relay-budget; never; always"},
+			Usage: "`MODE`: auto relays through the rendezvous server when no direct connection verified within --relay-budget, and moves the live stream to a direct connection if one verifies later; never; always (relays at once, never moves)"},
 		&cli.DurationFlag{Name: "relay-budget", Value: punch.DefaultRelayBudget, EnvVars: envs("relay-budget"),
 			Usage: "with --relay auto: how long to wait for a direct connection before relaying (direct attempts go on)"},
 		verboseFlag(),

@@ -55,7 +55,7 @@ func (p *session) dialLoop(c *candidate) {
 			return
 		}
 		n := p.countAttempt(c)
-		p.e.emit(Event{Kind: EventAttempt, Addr: c.addr, Attempt: n})
+		p.emit(Event{Kind: EventAttempt, Addr: c.addr, Attempt: n})
 		sock.Store(nil)
 		actx, cancel := context.WithCancel(p.ctx)
 		// Each SYN the kernel retransmits counts as an attempt of its own,
@@ -63,7 +63,7 @@ func (p *session) dialLoop(c *candidate) {
 		resent := func() {
 			p.attemptFailed(c, n, p.timeoutErr(c, d, n))
 			n = p.countAttempt(c)
-			p.e.emit(Event{Kind: EventAttempt, Addr: c.addr, Attempt: n})
+			p.emit(Event{Kind: EventAttempt, Addr: c.addr, Attempt: n})
 		}
 		stopWatch := p.attemptWatch(c, &sock, resent, cancel)
 		began := time.Now()
@@ -230,7 +230,7 @@ func (p *session) attemptFailed(c *candidate, n int, err error) {
 	p.mu.Lock()
 	c.err = err
 	p.mu.Unlock()
-	p.e.emit(Event{Kind: EventAttempt, Addr: c.addr, Attempt: n, Err: err})
+	p.emit(Event{Kind: EventAttempt, Addr: c.addr, Attempt: n, Err: err})
 }
 
 // waitIdle blocks while an accepted connection from c is being verified.

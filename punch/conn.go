@@ -21,7 +21,10 @@ import (
 // [Conn.Finish] tells a complete transfer from a lost one. The secure link
 // runs on either path alike, so the relay server carries only ciphertext.
 // From [Endpoint.Punch] it is the bare path. Only the application's bytes
-// come out of Read.
+// come out of Read. A relayed Conn keeps punching in the background and,
+// when a direct connection verifies, moves its stream there without a
+// byte lost or reordered ([EventUpgraded]; docs/PROTOCOL.md, "Path
+// layer"); LocalAddr and RemoteAddr stay those of the relay leg.
 //
 // Conn deliberately does not expose what is underneath: no File,
 // ReadFrom, WriteTo, and no SyscallConn either, since io.Copy and
@@ -132,7 +135,7 @@ func methodOf(weDialed, peerDialed bool) Method {
 type Info struct {
 	Local, Remote netip.AddrPort         // relayed: our leg's address and the relay server's
 	Method        Method                 // MethodRelay when relayed
-	Path          Path                   // direct or relay
+	Path          Path                   // direct or relay, as connected: a relayed Conn that later moves to a direct connection says so with EventUpgraded
 	Elapsed       time.Duration          // Punch start → verified and nominated
 	Attempts      map[netip.AddrPort]int // SYNs sent per candidate: dials, and the kernel's resends of an unanswered one
 	SelfConnects  int                    // candidates or connections that turned out to be ourselves
@@ -220,6 +223,6 @@ func (p *session) finish(w *rawConn) *Conn {
 		info.Attempts[c.addr] = c.attempts
 	}
 	p.mu.Unlock()
-	p.e.emit(Event{Kind: EventConnected, Addr: w.remote, Method: w.method, Detail: "local " + w.local.String()})
+	p.emit(Event{Kind: EventConnected, Addr: w.remote, Method: w.method, Detail: "local " + w.local.String()})
 	return &Conn{nc: w.c, tcp: w.c, info: info, earlySent: w.earlySent}
 }

@@ -37,7 +37,9 @@ func Dial(ctx context.Context, rendezvousAddr, name string, opts ...Option) (*Co
 	if err != nil {
 		return nil, err
 	}
-	defer ep.Close()
+	// A relayed connection holds the Endpoint for its upgrade's
+	// background punches (endpoint_hold.go): it closes when that ends.
+	defer ep.closeWhenFree()
 
 	// The listener may refuse us (busy) after the server answered: the
 	// punch then ends at once with the listener's reason. The engine's own

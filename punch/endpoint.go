@@ -40,6 +40,9 @@ type Endpoint struct {
 
 	syns      *synBucket             // budget.go: SYNs per second of all punches
 	cancelled map[[16]byte]time.Time // cancel.go: sessions whose peer left before their punch began
+
+	holds      int  // endpoint_hold.go: relayed Conns whose upgrade punches on e
+	closeLater bool // closeWhenFree was called while held
 }
 
 // finishedTTL is how long a finished session's tag is remembered.

@@ -24,6 +24,7 @@ const (
 	EventRelaying                         // opening the relay leg (Detail says why)
 	EventRelayFailed                      // the relay did not connect (Err says why; Detail what goes on: direct attempts, or none)
 	EventRefused                          // a Listener refused a dialer without punching (Err matches ErrBusy)
+	EventUpgraded                         // a relayed Conn moved to a direct connection (Elapsed: how long it was relayed)
 )
 
 func (k EventKind) String() string {
@@ -50,6 +51,8 @@ func (k EventKind) String() string {
 		return "relay-failed"
 	case EventRefused:
 		return "refused"
+	case EventUpgraded:
+		return "upgraded"
 	}
 	return "unknown"
 }
@@ -64,6 +67,7 @@ type Event struct {
 	Method  Method         // for EventVerified and EventConnected
 	Err     error
 	Detail  string
+	Elapsed time.Duration // for EventUpgraded: from the relayed connection to the move
 
 	// For EventPeerInfo: the peer's candidates as the rendezvous sent them
 	// (the endpoint it observed first), and our own endpoint as the

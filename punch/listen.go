@@ -156,7 +156,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) Close() error {
 	l.stop(net.ErrClosed)
 	err := l.reg.Close()
-	l.ep.Close()
+	l.ep.closeWhenFree() // relayed Conns may still punch for their upgrade on it
 	l.wg.Wait()
 	return err
 }

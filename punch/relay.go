@@ -180,7 +180,7 @@ func (p *session) relayLoop() {
 		}
 		why = fmt.Sprintf("no direct connection verified within %v; relaying through the rendezvous server", budget)
 	}
-	p.e.emit(Event{Kind: EventRelaying, Detail: why})
+	p.emit(Event{Kind: EventRelaying, Detail: why})
 	role := rendezvous.RoleControlled
 	if p.role == RoleControlling {
 		role = rendezvous.RoleControlling
@@ -188,7 +188,7 @@ func (p *session) relayLoop() {
 	leg, err := rendezvous.DialRelay(p.ctx, p.relay.Server, p.relay.Token, role, rendezvous.WithLogger(p.cfg.logger))
 	if err != nil {
 		if p.ctx.Err() == nil {
-			p.e.emit(Event{Kind: EventRelayFailed, Err: err, Detail: p.afterRelayFailed()})
+			p.emit(Event{Kind: EventRelayFailed, Err: err, Detail: p.afterRelayFailed()})
 		}
 		p.mu.Lock()
 		p.relayErr = err
@@ -212,7 +212,7 @@ func (p *session) relayLoop() {
 		p.release(rc)
 		leg.Close()
 		if err != nil && p.ctx.Err() == nil {
-			p.e.emit(Event{Kind: EventRelayFailed, Err: err, Detail: p.afterRelayFailed()})
+			p.emit(Event{Kind: EventRelayFailed, Err: err, Detail: p.afterRelayFailed()})
 			p.mu.Lock()
 			p.relayErr = err
 			p.mu.Unlock()
@@ -237,8 +237,12 @@ func (p *session) finishRelay(w *rawConn) *Conn {
 		info.Attempts[c.addr] = c.attempts
 	}
 	p.mu.Unlock()
-	p.e.emit(Event{Kind: EventConnected, Addr: w.remote, Method: MethodRelay, Detail: "relayed by " + w.remote.String()})
-	return &Conn{nc: w.relay, info: info, earlySent: w.earlySent}
+	p.emit(Event{Kind: EventConnected, Addr: w.remote, Method: MethodRelay, Detail: "relayed by " + w.remote.String()})
+	// The stream runs on the path layer, which moves it to a direct
+	// connection if one verifies later (pathconn.go, upgrade.go).
+	pc := newPathConn(w.relay, p.role)
+	p.startUpgrade(pc, time.Now())
+	return &Conn{nc: pc, info: info, earlySent: w.earlySent}
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {

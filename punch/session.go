@@ -59,6 +59,10 @@ type Session struct {
 	// should not have handed out (candpolicy.go). Endpoint.Punch callers
 	// choose their candidates themselves.
 	policy *candPolicy
+
+	// quiet: the punch is an upgrade's background attempt (upgrade.go):
+	// its steps are logged at debug level, not handed to WithEvents.
+	quiet bool
 }
 
 // unmap normalises IPv4-mapped IPv6 addresses, which a dual-stack socket
@@ -104,6 +108,16 @@ type session struct {
 	peerLeft  bool               // the rendezvous said the peer left
 	verifying int                // hello exchanges in progress
 	syns      *synBucket
+	quiet     bool // Session.quiet
+}
+
+// emit hands ev to the Endpoint's events, unless the punch is quiet.
+func (p *session) emit(ev Event) {
+	if p.quiet {
+		p.cfg.logger.Debug("upgrade punch event", "kind", ev.Kind.String(), "addr", ev.Addr, "err", ev.Err)
+		return
+	}
+	p.e.emit(ev)
 }
 
 // candidate is one remote endpoint of the session and how dialing it goes.
@@ -128,6 +142,7 @@ func (e *Endpoint) newSession(s Session, start time.Time) *session {
 		won:       make(chan struct{}),
 		exhausted: make(chan struct{}),
 		early:     s.early,
+		quiet:     s.quiet,
 		syns:      newSYNBucket(e.cfg.synRate),
 	}
 	for i, a := range s.Candidates {

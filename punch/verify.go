@@ -85,7 +85,7 @@ func (p *session) exchange(rc *rawConn, peer *hello) (verdict, error) {
 			return p.ioVerdict(fmt.Errorf("sending hello to %v: %w", rc.remote, err))
 		}
 	}
-	p.e.emit(Event{Kind: EventVerified, Addr: rc.remote, Method: method, Detail: "local " + rc.local.String()})
+	p.emit(Event{Kind: EventVerified, Addr: rc.remote, Method: method, Detail: "local " + rc.local.String()})
 	if p.role == RoleControlling {
 		return p.nominate(rc)
 	}
@@ -127,13 +127,13 @@ func (p *session) refused(rc *rawConn, err error) (verdict, error) {
 			p.selfConnect(rc.remote, ve.detail)
 			return verdictDrop, fmt.Errorf("%v: %w (%w)", rc.remote, errSelfConnect, err)
 		}
-		p.e.emit(Event{Kind: EventRejected, Addr: rc.remote, Err: err, Detail: "we refused the connection"})
+		p.emit(Event{Kind: EventRejected, Addr: rc.remote, Err: err, Detail: "we refused the connection"})
 		return verdictDrop, err
 	case errors.As(err, &re):
 		p.mu.Lock()
 		p.peerRejected = true
 		p.mu.Unlock()
-		p.e.emit(Event{Kind: EventRejected, Addr: rc.remote, Err: err, Detail: "the peer refused the connection"})
+		p.emit(Event{Kind: EventRejected, Addr: rc.remote, Err: err, Detail: "the peer refused the connection"})
 		return verdictDrop, err
 	}
 	return p.ioVerdict(err)
@@ -152,7 +152,7 @@ func (p *session) selfConnect(remote netip.AddrPort, detail string) {
 	p.mu.Lock()
 	p.selfConnects++
 	p.mu.Unlock()
-	p.e.emit(Event{Kind: EventSelfConnect, Addr: remote, Detail: detail})
+	p.emit(Event{Kind: EventSelfConnect, Addr: remote, Detail: detail})
 }
 
 func isSelfErr(err error) bool { return errors.Is(err, errSelfConnect) }

@@ -36,6 +36,8 @@ type RelayConn struct {
 	endOnce sync.Once
 	ended   chan struct{} // closed when the server's END was read
 	endErr  error
+
+	onControl func(typ byte, payload []byte) error // relay_control.go; nil: control frames are skipped
 }
 
 // relayReadAhead is how much Read takes from the socket at once: several
@@ -145,7 +147,18 @@ func (c *RelayConn) Read(p []byte) (int, error) {
 				c.endOnce.Do(func() { c.endErr = err; close(c.ended) })
 			}
 		case typ >= frameControlMin && typ <= frameControlMax && size <= maxRelayControl:
-			c.skip = size // reserved for the path layer; nothing uses it yet
+			if c.onControl == nil {
+				c.skip = size // nobody above uses control frames
+				continue
+			}
+			if err := c.need(size); err != nil {
+				return 0, err
+			}
+			payload := append([]byte(nil), c.rbuf[c.rpos:c.rpos+size]...)
+			c.rpos += size
+			if err := c.onControl(typ, payload); err != nil {
+				return 0, err // not sticky: the path layer decides what comes next
+			}
 		default:
 			c.rerr = fmt.Errorf("rendezvous: relay: %w: type %#x, length %d", errRelayFrame, typ, size)
 		}

@@ -21,15 +21,16 @@ import (
 // not at all: a punch through an RST-answering NAT makes hundreds of
 // attempts.
 type progress struct {
-	mu       sync.Mutex
-	w        io.Writer
-	verbose  bool
-	start    time.Time
-	peers    map[netip.AddrPort]*punch.Event // peer-info by the peer's observed endpoint, to explain failures with
-	last     *punch.Event
-	timeout  time.Duration
-	attempts map[netip.AddrPort]error // why the last attempt to a candidate failed
-	trust    trust                    // what the user called the peer, for the peer-found line
+	mu         sync.Mutex
+	w          io.Writer
+	verbose    bool
+	start      time.Time
+	peers      map[netip.AddrPort]*punch.Event // peer-info by the peer's observed endpoint, to explain failures with
+	last       *punch.Event
+	timeout    time.Duration
+	attempts   map[netip.AddrPort]error // why the last attempt to a candidate failed
+	reportJSON bool                     // --report json: the upgrade gets a line too
+	trust      trust                    // what the user called the peer, for the peer-found line
 }
 
 func newProgress(w io.Writer, verbose bool, timeout time.Duration) *progress {
@@ -76,6 +77,18 @@ func (p *progress) event(ev punch.Event) {
 		return // printed by connected, with the timing
 	case punch.EventRelaying, punch.EventRelayFailed:
 		line = relayLine(ev)
+	case punch.EventUpgraded:
+		p.printf("%s (path: direct; the stream moved off the relay, nothing lost)", ev.Detail)
+		p.mu.Lock()
+		asJSON := p.reportJSON
+		p.mu.Unlock()
+		if asJSON {
+			line, _ := json.Marshal(upgradeReport{Path: "direct", UpgradedFrom: "relay", UpgradedAfterMS: float64(ev.Elapsed.Microseconds()) / 1000})
+			p.mu.Lock()
+			fmt.Fprintf(p.w, "%s\n", line)
+			p.mu.Unlock()
+		}
+		return
 	case punch.EventFailed:
 		peer := p.peerInfo(ev.Addr)
 		if errors.Is(ev.Err, context.Canceled) {
@@ -191,6 +204,14 @@ func (p *progress) printf(format string, args ...any) {
 	fmt.Fprintf(p.w, "tcpunch: %s\n", fmt.Sprintf(format, args...))
 }
 
+// upgradeReport is the --report json line when a relayed connection
+// moved to a direct one.
+type upgradeReport struct {
+	Path            string  `json:"path"`          // direct
+	UpgradedFrom    string  `json:"upgraded_from"` // relay
+	UpgradedAfterMS float64 `json:"upgraded_after_ms"`
+}
+
 // report is the --report json line for one punched connection.
 type report struct {
 	Local        string         `json:"local"`
@@ -214,6 +235,9 @@ func (p *progress) connected(info punch.Info, asJSON bool) {
 	if !asJSON {
 		return
 	}
+	p.mu.Lock()
+	p.reportJSON = true
+	p.mu.Unlock()
 	r := report{
 		Local:        info.Local.String(),
 		Remote:       info.Remote.String(),

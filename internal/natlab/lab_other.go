@@ -61,3 +61,6 @@ func (n *node) Command(ctx context.Context, name string, args ...string) *exec.C
 	cmd.Err = ErrUnsupported
 	return cmd
 }
+
+// BlockTo fails: there is no lab router.
+func (r *Router) BlockTo(dst netip.Addr) (func() error, error) { return nil, ErrUnsupported }
