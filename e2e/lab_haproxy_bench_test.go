@@ -91,19 +91,7 @@ backend sink
 `, front, back)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	hap := rdv.Command(ctx, bin, "-db", "-f", cfg)
-	hapOut := &syncBuffer{}
-	hap.Stdout, hap.Stderr = hapOut, hapOut
-	if err := hap.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		hap.Cancel()
-		hap.Wait()
-		if t.Failed() {
-			t.Logf("haproxy output:\n%s", hapOut.String())
-		}
-	})
+	hap, hapOut := haproxyIn(ctx, t, rdv, bin, cfg)
 	// Wait until HAProxy accepts; probe from the rendezvous host itself
 	// so the probe reaches neither the backend nor the sink.
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"syscall"
@@ -219,19 +220,7 @@ backend tcpunch
 		t.Fatal(err)
 	}
 	ctx := testContext(t, 5*time.Minute)
-	hap := rdv.Command(ctx, bin, "-db", "-f", cfg)
-	hapOut := &syncBuffer{}
-	hap.Stdout, hap.Stderr = hapOut, hapOut
-	if err := hap.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		hap.Cancel()
-		hap.Wait()
-		if t.Failed() {
-			t.Logf("haproxy output:\n%s", hapOut.String())
-		}
-	})
+	_, hapOut := haproxyIn(ctx, t, rdv, bin, cfg)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		dctx, cancel := context.WithTimeout(ctx, time.Second)
 		c, err := rdv.Dial(dctx, "tcp", front.String())
@@ -284,4 +273,25 @@ backend tcpunch
 	if got := metricValue(fams, "tcpunch_proxy_protocol_headers_total", map[string]string{"result": "ok"}); got < 2 {
 		t.Errorf("tcpunch_proxy_protocol_headers_total{result=ok} = %v, want at least 2 (both peers through HAProxy)", got)
 	}
+}
+
+// haproxyIn runs HAProxy with the config file cfg on lab host h until the
+// test ends, and returns the process and its output (logged if the test
+// fails).
+func haproxyIn(ctx context.Context, t *testing.T, h *natlab.Host, bin, cfg string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	hap := h.Command(ctx, bin, "-db", "-f", cfg)
+	out := &syncBuffer{}
+	hap.Stdout, hap.Stderr = out, out
+	if err := hap.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		hap.Cancel()
+		hap.Wait()
+		if t.Failed() {
+			t.Logf("haproxy output:\n%s", out.String())
+		}
+	})
+	return hap, out
 }

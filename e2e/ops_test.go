@@ -125,7 +125,7 @@ func startHAProxy(t *testing.T, bin, backend string) string {
 	t.Helper()
 	front := fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
 	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`global
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`global
     maxconn 100
 defaults
     mode tcp
@@ -137,7 +137,9 @@ frontend rendezvous
     default_backend tcpunch
 backend tcpunch
     server s1 %s send-proxy-v2
-`, front, backend)), 0o644)
+`, front, backend)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	p := &proc{t: t, done: make(chan struct{}), stderr: &syncBuffer{}}
 	p.cmd = exec.Command(bin, "-db", "-f", cfg)
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr

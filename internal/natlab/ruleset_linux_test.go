@@ -20,20 +20,7 @@ import (
 // CI=true (make deps installs nftables) a missing nft fails the test.
 func TestRulesetMatchesNft(t *testing.T) {
 	t.Parallel()
-	Require(t)
-	if _, err := exec.LookPath("nft"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("nft is not installed (make deps installs nftables); CI=true: failing instead of skipping")
-		}
-		t.Skip("nft is not installed: apt-get install nftables")
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	l, err := New(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	ctx, l := nftLab(t)
 	for _, kind := range []NATKind{NATDrop, NATReject, NATOpen, NATSymmetric, NATSymmetricRandom} {
 		r, err := l.AddRouter(ctx, kind.String(), kind)
 		if err != nil {
@@ -157,20 +144,7 @@ func TestRuleErrorNamesRule(t *testing.T) {
 // are the expressions nft makes of that text.
 func TestForwardRulesMatchNft(t *testing.T) {
 	t.Parallel()
-	Require(t)
-	if _, err := exec.LookPath("nft"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("nft is not installed (make deps installs nftables); CI=true: failing instead of skipping")
-		}
-		t.Skip("nft is not installed: apt-get install nftables")
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	l, err := New(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	ctx, l := nftLab(t)
 	r, err := l.AddRouter(ctx, "r", NATReject)
 	if err != nil {
 		t.Fatal(err)
@@ -208,4 +182,26 @@ func TestForwardRulesMatchNft(t *testing.T) {
 	if got, want := bytecode(ctx, t, &r.node), bytecode(ctx, t, &ref.node); got != want {
 		t.Errorf("kernel expressions differ from those nft makes of\n%s\ngot\n%s\nwant\n%s", rulesetText(tables), got, want)
 	}
+}
+
+// nftLab is a fresh lab for a test that compares its rules with what the
+// nft binary shows. The lab itself does not need nft: under CI=true (make
+// deps installs nftables) a missing nft fails the test, elsewhere it skips.
+func nftLab(t *testing.T) (context.Context, *Lab) {
+	t.Helper()
+	Require(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("nft is not installed (make deps installs nftables); CI=true: failing instead of skipping")
+		}
+		t.Skip("nft is not installed: apt-get install nftables")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	l, err := New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return ctx, l
 }
