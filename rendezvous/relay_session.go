@@ -237,6 +237,10 @@ func (s *relaySession) run(i int, log *slog.Logger) {
 		if err := l.send(&message{Type: stun.NewType(methodRelay, stun.ClassSuccessResponse), TxID: s.reqs[k].TxID}); err != nil {
 			s.end(RelayCodePeerGone, "the other peer's connection to the relay broke")
 		}
+		// send bounded its write with the write timeout: on a leg, that
+		// deadline would cut the splice into it once the timeout passed
+		// (every relayed session died after 10 s).
+		_ = tcs[k].SetWriteDeadline(time.Time{})
 	}
 	close(s.joined)
 	tracer := legs[i].s.cfg.tracer

@@ -1,6 +1,7 @@
 package rendezvous
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -121,6 +122,30 @@ func TestRelayBothWays(t *testing.T) {
 	// peers closed it.
 	if s := tr.waitEnded(t); s.Reason != RelayEndClosed || s.BytesUp != size || s.BytesDown != size || s.Duration <= 0 {
 		t.Errorf("tracer: %+v, want %d bytes each way, reason closed", s, size)
+	}
+}
+
+// TestRelayOutlivesWriteTimeout: the write timeout bounds the server's
+// answers, not the session: bytes written after it passed still cross
+// both ways (the answer's deadline was left on the legs, and every
+// relayed session broke once it passed).
+func TestRelayOutlivesWriteTimeout(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	_, addr := startServer(t, WithWriteTimeout(timeout))
+	pi, _ := relayPair(t, addr, "relay-long")
+	d, l := joinLegs(t, addr, pi.RelayToken)
+	time.Sleep(3 * timeout)
+	for _, p := range []struct {
+		name     string
+		from, to *RelayConn
+	}{{"dialer → listener", d, l}, {"listener → dialer", l, d}} {
+		want := randomBytes(1 << 20)
+		go func() { _, _ = p.from.Write(want) }()
+		got := make([]byte, len(want))
+		_ = p.to.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(p.to, got); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s, %v after the session began: %v (bytes equal: %v)", p.name, 3*timeout, err, bytes.Equal(got, want))
+		}
 	}
 }
 
