@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -21,9 +22,46 @@ import (
 // both ways, with the report saying relay → direct.
 
 type upgradeLine struct {
-	Path            string  `json:"path"`
-	UpgradedFrom    string  `json:"upgraded_from"`
-	UpgradedAfterMS float64 `json:"upgraded_after_ms"`
+	Path            string   `json:"path"`
+	UpgradedFrom    string   `json:"upgraded_from"`
+	UpgradedAfterMS float64  `json:"upgraded_after_ms"`
+	Remote          string   `json:"remote"`
+	Round           int      `json:"round"`
+	StallMS         float64  `json:"stall_ms"`
+	ReadStallMS     *float64 `json:"read_stall_ms"`
+	WriteStallMS    float64  `json:"write_stall_ms"`
+}
+
+// maxMoveStall bounds the stall the path layer measured for the move (the
+// goal is under one RTT, a millisecond or so here; the bound is generous
+// for a loaded CI machine, but a move that waits on a timeout fails it).
+const maxMoveStall = time.Second
+
+// checkStalls checks the move's measured stalls on both sides: the
+// transfer runs both ways across the move, so both read stalls are
+// measured. It returns them for the log.
+func checkStalls(t *testing.T, lu, du upgradeLine) string {
+	t.Helper()
+	for _, s := range []struct {
+		side string
+		u    upgradeLine
+	}{{"listener", lu}, {"dialer", du}} {
+		if s.u.ReadStallMS == nil {
+			t.Errorf("%s: no read stall measured across the move (%+v)", s.side, s.u)
+			continue
+		}
+		if stall := time.Duration(s.u.StallMS * float64(time.Millisecond)); stall > maxMoveStall || s.u.StallMS < *s.u.ReadStallMS || s.u.StallMS < s.u.WriteStallMS {
+			t.Errorf("%s: move stall %.3f ms (read %.3f, write %.3f), want the longer of the two and under %v", s.side, s.u.StallMS, *s.u.ReadStallMS, s.u.WriteStallMS, maxMoveStall)
+		}
+	}
+	f := func(p *float64) float64 {
+		if p == nil {
+			return -1
+		}
+		return *p
+	}
+	return fmt.Sprintf("measured stall: listener read %.3f ms write %.3f ms, dialer read %.3f ms write %.3f ms",
+		f(lu.ReadStallMS), lu.WriteStallMS, f(du.ReadStallMS), du.WriteStallMS)
 }
 
 // upgradeReportOf finds the --report json line of the move, if there was one.
@@ -176,12 +214,108 @@ func runUpgrade(t *testing.T, i int) {
 	if got, n := dOut.sum(); got != digest(stream(lSeed, size)) {
 		t.Errorf("dialer received %d bytes that differ from the %d the listener sent", n, size)
 	}
+	if lu.Round != 0 || du.Round != 0 {
+		t.Errorf("moved in rounds %d and %d, want 0 (the session's own ports, unblocked)", lu.Round, du.Round)
+	}
+	stalls := checkStalls(t, lu, du)
 	// The move happened shortly before the test saw its report line (it
 	// polls every 5 ms): the pause the application saw during the move
 	// ends in the 300 ms before that.
 	lNear, lAll := lGap.maxGap(movedL.Add(-300*time.Millisecond), movedL)
 	dNear, dAll := dGap.maxGap(movedD.Add(-300*time.Millisecond), movedD)
-	t.Logf("run %d: lifted → moved: listener %v, dialer %v (upgraded after %.0f/%.0f ms relayed); longest pause in the received stream around the move: listener %v, dialer %v (over the whole transfer: %v, %v)",
-		i+1, movedL.Sub(lifted).Round(time.Millisecond), movedD.Sub(lifted).Round(time.Millisecond), lu.UpgradedAfterMS, du.UpgradedAfterMS,
+	t.Logf("run %d: lifted → moved: listener %v, dialer %v (upgraded after %.0f/%.0f ms relayed); %s; longest pause in the received stream around the move: listener %v, dialer %v (over the whole transfer: %v, %v)",
+		i+1, movedL.Sub(lifted).Round(time.Millisecond), movedD.Sub(lifted).Round(time.Millisecond), lu.UpgradedAfterMS, du.UpgradedAfterMS, stalls,
 		lNear.Round(10*time.Microsecond), dNear.Round(10*time.Microsecond), lAll.Round(10*time.Microsecond), dAll.Round(10*time.Microsecond))
+}
+
+// TestLabRelayUpgradeNewPort: the session's own tuple stays stuck (the
+// dialer's router drops what it would send to the listener's public
+// endpoint, for good), so round 0 of the upgrade never connects; the
+// round on fresh ports, whose candidates the peers swap over the relay,
+// does, and the stream moves there. Then the rendezvous server (and the
+// relay with it) is killed: the moved stream does not notice, and the
+// transfer ends byte-exact both ways.
+func TestLabRelayUpgradeNewPort(t *testing.T) {
+	natlab.Require(t)
+	runs := 3
+	if s := os.Getenv("TCPUNCH_E2E_NEWPORT_RUNS"); s != "" {
+		if _, err := fmt.Sscan(s, &runs); err != nil || runs < 1 {
+			t.Fatalf("TCPUNCH_E2E_NEWPORT_RUNS=%q: want a positive count", s)
+		}
+	}
+	ok := 0
+	for i := range runs {
+		if t.Run(fmt.Sprintf("run%d", i+1), func(t *testing.T) { runUpgradeNewPort(t, i) }) {
+			ok++
+		}
+	}
+	t.Logf("upgrade on a fresh port: %d/%d runs moved to direct byte-exact and outlived the server", ok, runs)
+}
+
+func runUpgradeNewPort(t *testing.T, i int) {
+	// Round 0 lasts 10 s; the transfer outlasts it, the round on fresh
+	// ports and the server's death.
+	const size, rate = 48 << 20, 2 << 20
+	drop := natlab.Side{NAT: natlab.NATDrop}
+	p := cell{Scenario: natlab.Scenario{Name: "drop×drop-stuck", A: drop, B: drop, Direct: true}}.build(t)
+	listener, dialer := roles(p, i)
+	lRouter, dRouter := p.A.Router(), p.B.Router()
+	if i%2 == 1 {
+		lRouter, dRouter = dRouter, lRouter
+	}
+	rv, server := serveRelayIn(t, p)
+	name := fmt.Sprintf("peer%d", i+1)
+	lSeed, dSeed := byte(2*i+80), byte(2*i+81)
+	args := []string{"-r", rv, "--report", "json", "--timeout=" + directTimeout.String(), "--relay", "auto"}
+	lOut, dOut := newHashWriter(), newHashWriter()
+	l := start(t, in(listener), &pacedReader{r: stream(lSeed, size), rate: rate}, lOut, append(append([]string{"listen"}, args...), name)...)
+	l.waitStderr(`listening as`, 30*time.Second)
+	pub, err := netip.ParseAddrPort(l.waitStderr(`public endpoint (\S+)`, 30*time.Second))
+	if err != nil || pub.Addr() != lRouter.Addr() {
+		t.Fatalf("listener's public endpoint %v (%v), want one on its router %v", pub, err, lRouter.Addr())
+	}
+	// The dialer's SYNs to that one endpoint die at its own router, so the
+	// listener's never find the dialer's NAT open either. The rule stays.
+	if _, err := dRouter.BlockToPort(pub); err != nil {
+		t.Fatal(err)
+	}
+	d := start(t, in(dialer), &pacedReader{r: stream(dSeed, size), rate: rate}, dOut, append(append([]string{"dial"}, args...), name)...)
+	d.waitStderr(`path: relay`, 30*time.Second)
+	relayed := time.Now()
+	var lu, du upgradeLine
+	var lok, dok bool
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && !(lok && dok); time.Sleep(20 * time.Millisecond) {
+		lu, lok = upgradeReportOf(l.stderr.String())
+		du, dok = upgradeReportOf(d.stderr.String())
+	}
+	if !lok || !dok {
+		t.Fatalf("no upgrade within 60 s of relaying:\nlistener:\n%s\ndialer:\n%s", l.stderr.String(), d.stderr.String())
+	}
+	moved := time.Since(relayed)
+	server.cmd.Process.Kill() // the relay dies with it; the stream is on the direct path already
+	budget := time.Duration(size/rate)*time.Second + time.Minute
+	if code := d.wait(budget); code != 0 {
+		t.Fatalf("dial exit %d after the server died; stderr:\n%s", code, d.stderr.String())
+	}
+	if code := l.wait(budget); code != 0 {
+		t.Fatalf("listen exit %d after the server died; stderr:\n%s", code, l.stderr.String())
+	}
+	if lu.Path != "direct" || du.Path != "direct" || lu.UpgradedFrom != "relay" || du.UpgradedFrom != "relay" {
+		t.Errorf("reports %+v, %+v; want relay → direct", lu, du)
+	}
+	if lu.Round < 1 || du.Round < 1 || lu.Round != du.Round {
+		t.Errorf("moved in rounds %d and %d, want the same round on fresh ports (≥ 1)", lu.Round, du.Round)
+	}
+	if r, err := netip.ParseAddrPort(du.Remote); err != nil || r == pub {
+		t.Errorf("the dialer moved to %q, want a fresh port of the listener, not the blocked %v", du.Remote, pub)
+	}
+	if got, n := lOut.sum(); got != digest(stream(dSeed, size)) {
+		t.Errorf("listener received %d bytes that differ from the %d the dialer sent", n, size)
+	}
+	if got, n := dOut.sum(); got != digest(stream(lSeed, size)) {
+		t.Errorf("dialer received %d bytes that differ from the %d the listener sent", n, size)
+	}
+	stalls := checkStalls(t, lu, du)
+	t.Logf("run %d: relayed → moved in round %d after %v (reported %.0f/%.0f ms relayed); %s",
+		i+1, du.Round, moved.Round(time.Millisecond), lu.UpgradedAfterMS, du.UpgradedAfterMS, stalls)
 }

@@ -135,7 +135,7 @@ func methodOf(weDialed, peerDialed bool) Method {
 type Info struct {
 	Local, Remote netip.AddrPort         // relayed: our leg's address and the relay server's
 	Method        Method                 // MethodRelay when relayed
-	Path          Path                   // direct or relay, as connected: a relayed Conn that later moves to a direct connection says so with EventUpgraded
+	Path          Path                   // the path in use now: a relayed Conn that moved to a direct connection says PathDirect (and Upgrade says when)
 	Elapsed       time.Duration          // Punch start → verified and nominated
 	Attempts      map[netip.AddrPort]int // SYNs sent per candidate: dials, and the kernel's resends of an unanswered one
 	SelfConnects  int                    // candidates or connections that turned out to be ourselves
@@ -146,12 +146,50 @@ type Info struct {
 	// Handshake is how long the secure link's handshake took after the
 	// punch (zero for AuthInsecure and bare punches).
 	Handshake time.Duration
+
+	// Upgrade, when Upgrade.From is set, says the Conn was relayed and its
+	// stream moved to a direct connection: Path is then PathDirect, Local,
+	// Remote and Method are the direct connection's, and Elapsed is still
+	// the time to the relayed connection.
+	Upgrade Upgrade
 }
 
-// Info returns how the connection was made.
+// Upgrade is the account of a relayed stream's move to a direct
+// connection (docs/PROTOCOL.md, "Path layer").
+type Upgrade struct {
+	From  Path          // PathRelay; zero when the Conn never moved
+	At    time.Time     // when the stream began to move (the controlling side's MOVE sent, the controlled side's MOVE read)
+	After time.Duration // how long the stream was relayed before
+	// Round is the upgrade round whose punch found the direct connection:
+	// 0 on the session's own ports, r ≥ 1 the r-th round on fresh ports.
+	Round int
+	// ReadStall is the pause the reading application saw: from the last
+	// byte read from the relay before the peer's marker to the first byte
+	// read from the direct connection. It includes any pause of the peer's
+	// own writing, so on a busy stream it is the move's cost and on an idle
+	// one an upper bound. ReadStallMeasured is false when no byte came on
+	// the direct connection within 2 s of the marker, or the peer's
+	// direction had ended on the relay.
+	ReadStall         time.Duration
+	ReadStallMeasured bool
+	// WriteStall is how long the move held our writes (the marker's write
+	// on the relay and the switch).
+	WriteStall time.Duration
+}
+
+// Stall is the longer of the read and the write stall.
+func (u Upgrade) Stall() time.Duration { return max(u.ReadStall, u.WriteStall) }
+
+// Info returns how the connection was made, and, for a relayed Conn
+// whose stream moved since, the direct path it is on now.
 func (c *Conn) Info() Info {
 	i := c.info
 	i.Attempts = maps.Clone(c.info.Attempts)
+	if pc, ok := c.nc.(*pathConn); ok {
+		if up, local, remote, method, moved := pc.upgradeInfo(); moved {
+			i.Path, i.Local, i.Remote, i.Method, i.Upgrade = PathDirect, local, remote, method, up
+		}
+	}
 	return i
 }
 

@@ -58,6 +58,12 @@ func NewEndpoint(ctx context.Context, local netip.AddrPort, opts ...Option) (*En
 	if err != nil {
 		return nil, err
 	}
+	return newEndpointCfg(ctx, local, cfg)
+}
+
+// newEndpointCfg is NewEndpoint with a config already made: the upgrade's
+// rounds on fresh ports (upgrade.go) take their Endpoint's.
+func newEndpointCfg(ctx context.Context, local netip.AddrPort, cfg config) (*Endpoint, error) {
 	if !local.Addr().IsValid() {
 		// Go listens dual-stack on 0.0.0.0 where the system can, and falls
 		// back to IPv4 where it has no IPv6; [::] would fail there.

@@ -24,7 +24,7 @@ const (
 	EventRelaying                         // opening the relay leg (Detail says why)
 	EventRelayFailed                      // the relay did not connect (Err says why; Detail what goes on: direct attempts, or none)
 	EventRefused                          // a Listener refused a dialer without punching (Err matches ErrBusy)
-	EventUpgraded                         // a relayed Conn moved to a direct connection (Elapsed: how long it was relayed)
+	EventUpgraded                         // a relayed Conn moved to a direct connection (Elapsed: how long it was relayed; Upgrade: the move's account)
 )
 
 func (k EventKind) String() string {
@@ -68,6 +68,7 @@ type Event struct {
 	Err     error
 	Detail  string
 	Elapsed time.Duration // for EventUpgraded: from the relayed connection to the move
+	Upgrade Upgrade       // for EventUpgraded: when, which round, and the stalls the move cost
 
 	// For EventPeerInfo: the peer's candidates as the rendezvous sent them
 	// (the endpoint it observed first), and our own endpoint as the

@@ -55,8 +55,9 @@ type config struct {
 	maxPunches      int // concurrent punches per Listener
 
 	// Testing hooks, set only by this package's tests.
-	noListen bool // never listen: forces the dial-only (simultaneous-open) path
-	dialSelf bool // dial candidates equal to our own endpoint, to exercise the post-connect guard
+	noListen bool         // never listen: forces the dial-only (simultaneous-open) path
+	dialSelf bool         // dial candidates equal to our own endpoint, to exercise the post-connect guard
+	upgrade  *upgradePlan // the upgrade's timing (upgrade.go); nil: defaultUpgradePlan
 }
 
 // newConfig applies opts over the defaults. An option given a value that

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -34,11 +36,19 @@ import (
 // closed and its fate no longer matters. D carries plain bytes: the
 // direct path costs nothing once the move is done.
 
-// Path-layer control frames (relay frame types 0x02-0x3F).
+// Path-layer control frames (relay frame types 0x02-0x3F). MOVE and MOVED
+// are markers: the reader switches at them. CANDIDATES (pathctl.go) marks
+// nothing. A type this version does not know is skipped, so a later
+// version may add frames that older readers pass over.
 const (
 	frameMove  byte = 0x02 // controlling → controlled: the rest of my bytes are on D; payload: D's session tag
 	frameMoved byte = 0x03 // controlled → controlling: the rest of my bytes are on D; no payload
 )
+
+// readStallWait bounds how long after the peer's marker the path layer
+// waits for the first byte on D to measure the read stall: a peer with
+// nothing to send would otherwise hold the upgrade's event back for good.
+const readStallWait = 2 * time.Second
 
 // moveWait bounds how long the controlled side waits, after reading MOVE,
 // for its own end of D to be handed over by the punch (the controlling
@@ -51,10 +61,12 @@ type pathConn struct {
 	relay *rendezvous.RelayConn
 	role  Role
 
-	rmu    sync.Mutex // serialises Read
-	rd     net.Conn   // reads come from here once the peer's marker was read
-	marker []byte     // set by onControl: the frame just read (type, payload)
-	rtag   [16]byte   // controlled: the tag MOVE named
+	rmu        sync.Mutex // serialises Read
+	rd         net.Conn   // reads come from here once the peer's marker was read
+	marker     []byte     // set by onControl: the frame just read (type, payload)
+	rtag       [16]byte   // controlled: the tag MOVE named
+	lastRelay  time.Time  // when the last byte came from the relay
+	awaitFirst bool       // the next byte read from rd ends the read stall
 
 	wmu     sync.Mutex
 	wd      *net.TCPConn // writes go here once our marker is sent
@@ -72,20 +84,57 @@ type pathConn struct {
 	closed      bool
 	closing     chan struct{}
 	upgradeWG   sync.WaitGroup
-	ep          *Endpoint // held for the upgrade (endpoint_hold.go); released on Close
-	moved       func(stallStart time.Time)
+	ep          *Endpoint          // held for the upgrade (endpoint_hold.go); released on Close
 	stopUpgrade context.CancelFunc // ends the background punch
+
+	// The move's account (Info.Upgrade, EventUpgraded), under mu.
+	relayedAt time.Time
+	dMethod   Method // how the upgrade's punch made d
+	dRound    int    // the upgrade round that found d
+	up        Upgrade
+	moving    bool        // the stream began to move: up.At is set
+	wDone     bool        // our direction is settled: moved (up.WriteStall set) or ended on the relay
+	rDone     bool        // the peer's direction is settled: first byte on D (up.ReadStall), or none to measure
+	announced bool        // upgraded was called: Info says direct
+	rTimer    *time.Timer // readStallWait after the peer's marker
+	upgraded  func(Upgrade)
+
+	// Set by startUpgrade before the Conn is handed out.
+	log     *slog.Logger
+	onCands func(roundCandidates) // the peer's CANDIDATES; must not block (it runs inside Read)
 }
 
 func newPathConn(relay *rendezvous.RelayConn, role Role) *pathConn {
-	c := &pathConn{relay: relay, role: role, dready: make(chan struct{}), closing: make(chan struct{})}
+	c := &pathConn{relay: relay, role: role, dready: make(chan struct{}), closing: make(chan struct{}), relayedAt: time.Now()}
 	relay.OnControl(c.onControl)
 	return c
 }
 
+// onControl runs inside the relay's Read, in stream order. Only the
+// markers interrupt Read; CANDIDATES goes to the upgrade and every other
+// control frame is skipped.
 func (c *pathConn) onControl(typ byte, payload []byte) error {
-	c.marker = append([]byte{typ}, payload...)
-	return errPathMarker
+	switch typ {
+	case frameMove, frameMoved:
+		c.marker = append([]byte{typ}, payload...)
+		return errPathMarker
+	case frameCandidates:
+		rc, err := parseCandidates(payload)
+		c.mu.Lock()
+		f, log := c.onCands, c.log
+		c.mu.Unlock()
+		if err != nil {
+			// The stream itself is intact: a bad list costs only its round.
+			if log != nil {
+				log.Debug("upgrade: ignoring the peer's candidates", "err", err)
+			}
+			return nil
+		}
+		if f != nil {
+			f(rc)
+		}
+	}
+	return nil
 }
 
 func (c *pathConn) Read(p []byte) (int, error) {
@@ -93,10 +142,23 @@ func (c *pathConn) Read(p []byte) (int, error) {
 	defer c.rmu.Unlock()
 	for {
 		if c.rd != nil {
-			return c.rd.Read(p)
+			n, err := c.rd.Read(p)
+			if c.awaitFirst && (n > 0 || err != nil) {
+				c.awaitFirst = false
+				c.readSettled(time.Since(c.lastRelay), n > 0)
+			}
+			return n, err
 		}
 		n, err := c.relay.Read(p)
+		if n > 0 {
+			c.lastRelay = time.Now()
+		}
 		if !errors.Is(err, errPathMarker) {
+			if err == io.EOF {
+				// The peer's direction ended on the relay: nothing of it
+				// moves, and no read stall is measured.
+				c.readSettled(0, false)
+			}
 			return n, err
 		}
 		if err := c.takeMarker(); err != nil {
@@ -116,16 +178,17 @@ func (c *pathConn) takeMarker() error {
 		if d == nil {
 			return fmt.Errorf("punch: path layer: the peer sent MOVED before we sent MOVE")
 		}
-		c.rd = d
+		c.rd, c.awaitFirst = d, true
 		c.markRead()
 		return nil
 	case c.role == RoleControlled && typ == frameMove && len(payload) == 16:
+		c.moveBegins()
 		copy(c.rtag[:], payload)
 		d, err := c.waitDirect(c.rtag)
 		if err != nil {
 			return err
 		}
-		c.rd = d
+		c.rd, c.awaitFirst = d, true
 		c.markRead()
 		go c.sendMoved(d)
 		return nil
@@ -161,9 +224,10 @@ func (c *pathConn) waitDirect(tag [16]byte) (*net.TCPConn, error) {
 func (c *pathConn) sendMoved(d *net.TCPConn) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	start := time.Now()
+	held := time.Now() // from here our writes wait
 	if c.wclosed {
 		// Our direction ended on the relay (EOF frame): nothing to move.
+		c.writeSettled(false, 0)
 		c.markSent()
 		return
 	}
@@ -171,22 +235,34 @@ func (c *pathConn) sendMoved(d *net.TCPConn) {
 	// MOVED and its stream fails as it would have without the upgrade.
 	_ = c.relay.WriteControl(frameMoved, nil)
 	c.wd = d
+	c.writeSettled(true, time.Since(held))
 	c.markSent()
-	if c.moved != nil {
-		c.moved(start)
+}
+
+// sendCandidates sends our CANDIDATES of a round on the relay leg. It
+// needs no place in the stream, so it does not wait for Write; it fails
+// once the stream began to move or our direction ended on the relay.
+func (c *pathConn) sendCandidates(payload []byte) error {
+	c.mu.Lock()
+	over := c.moving || c.closed
+	c.mu.Unlock()
+	if over {
+		return errors.New("the stream is moving or closed")
 	}
+	return c.relay.WriteControl(frameCandidates, payload)
 }
 
 // offer is the upgrade's verified direct connection d (session tag tag).
 // The controlling side moves its direction at once; the controlled side
 // keeps d for the peer's MOVE. It reports false when d is not used (it is
 // then the caller's to close).
-func (c *pathConn) offer(d *net.TCPConn, tag [16]byte) bool {
+func (c *pathConn) offer(d *net.TCPConn, tag [16]byte, method Method, round int) bool {
 	c.mu.Lock()
 	if c.closed || c.d != nil {
 		c.mu.Unlock()
 		return false
 	}
+	c.dMethod, c.dRound = method, round
 	if c.role == RoleControlled {
 		c.d, c.dtag = d, tag
 		c.applyDeadlinesLocked(d)
@@ -198,7 +274,7 @@ func (c *pathConn) offer(d *net.TCPConn, tag [16]byte) bool {
 
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	start := time.Now()
+	held := time.Now() // from here our writes wait
 	if c.wclosed {
 		return false // our direction already ended on the relay: no move
 	}
@@ -216,11 +292,87 @@ func (c *pathConn) offer(d *net.TCPConn, tag [16]byte) bool {
 		return false
 	}
 	c.wd = d
+	c.moveBegins()
+	c.writeSettled(true, time.Since(held))
 	c.markSent()
-	if c.moved != nil {
-		c.moved(start)
-	}
 	return true
+}
+
+// moveBegins notes when the stream began to move: the controlling side's
+// MOVE sent, the controlled side's MOVE read.
+func (c *pathConn) moveBegins() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.moving {
+		c.moving = true
+		c.up.At = time.Now()
+		c.up.After = c.up.At.Sub(c.relayedAt)
+	}
+}
+
+// writeSettled: our direction moved, our writes held for held by the
+// move, or (moved false) it had ended on the relay.
+func (c *pathConn) writeSettled(moved bool, held time.Duration) {
+	c.mu.Lock()
+	if !c.wDone {
+		c.wDone = true
+		if moved {
+			c.up.WriteStall = held
+		}
+	}
+	f := c.announceLocked()
+	c.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// readSettled: the first byte of the peer's direction came on D, stall
+// after the last one on the relay (measured true), or there is nothing
+// to measure (the direction ended, or no byte within readStallWait).
+func (c *pathConn) readSettled(stall time.Duration, measured bool) {
+	c.mu.Lock()
+	if !c.rDone {
+		c.rDone = true
+		if measured {
+			c.up.ReadStall, c.up.ReadStallMeasured = stall, true
+		}
+		if c.rTimer != nil {
+			c.rTimer.Stop()
+		}
+	}
+	f := c.announceLocked()
+	c.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// announceLocked, once the stream moved and both directions are settled,
+// makes Info say direct and returns the call of the upgraded hook (to
+// run after mu is released).
+func (c *pathConn) announceLocked() func() {
+	if !c.moving || !c.wDone || !c.rDone || c.announced || c.d == nil {
+		return nil
+	}
+	c.announced = true
+	c.up.From, c.up.Round = PathRelay, c.dRound
+	up, f := c.up, c.upgraded
+	if f == nil {
+		return nil
+	}
+	return func() { f(up) }
+}
+
+// upgradeInfo is the move's account and the direct connection's
+// endpoints, once the move is announced.
+func (c *pathConn) upgradeInfo() (up Upgrade, local, remote netip.AddrPort, method Method, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.announced {
+		return Upgrade{}, netip.AddrPort{}, netip.AddrPort{}, 0, false
+	}
+	return c.up, addrPortOf(c.d.LocalAddr()), addrPortOf(c.d.RemoteAddr()), c.dMethod, true
 }
 
 func (c *pathConn) markSent() {
@@ -233,6 +385,9 @@ func (c *pathConn) markSent() {
 func (c *pathConn) markRead() {
 	c.mu.Lock()
 	c.readMark = true
+	if !c.rDone && !c.closed {
+		c.rTimer = time.AfterFunc(readStallWait, func() { c.readSettled(0, false) })
+	}
 	c.maybeRetireLocked()
 	c.mu.Unlock()
 }
@@ -288,6 +443,9 @@ func (c *pathConn) Close() error {
 	}
 	c.closed = true
 	close(c.closing)
+	if c.rTimer != nil {
+		c.rTimer.Stop()
+	}
 	d, ep := c.d, c.ep
 	c.mu.Unlock()
 	err := c.relay.Close()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -98,7 +99,7 @@ func TestPathMoveLossless(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		sumA = send(t, pa, 1, n, func() {
-			if !pa.offer(da, tag) {
+			if !pa.offer(da, tag, MethodConnect, 0) {
 				t.Error("controlling side refused the direct connection")
 			}
 		})
@@ -106,19 +107,107 @@ func TestPathMoveLossless(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		sumB = send(t, pb, 2, n, func() {
-			if !pb.offer(db, tag) {
+			if !pb.offer(db, tag, MethodConnect, 0) {
 				t.Error("controlled side refused the direct connection")
 			}
 		})
 	}()
 	go func() { defer wg.Done(); gotB, nB, errB = recvAll(pb) }()
 	go func() { defer wg.Done(); gotA, nA, errA = recvAll(pa) }()
+	// Info is read while the stream moves (the race detector watches),
+	// and says relay until the move is announced, direct after.
+	conn := &Conn{nc: pa, info: Info{Path: PathRelay, Method: MethodRelay}}
+	stopInfo := make(chan struct{})
+	infoDone := make(chan bool)
+	go func() {
+		sawRelay := false
+		for {
+			select {
+			case <-stopInfo:
+				infoDone <- sawRelay
+				return
+			default:
+			}
+			if i := conn.Info(); i.Path == PathRelay {
+				sawRelay = true
+			} else if i.Upgrade.From != PathRelay || i.Method != MethodConnect {
+				t.Errorf("Info during the move: %+v", i)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
 	wg.Wait()
+	close(stopInfo)
+	if !<-infoDone {
+		t.Error("Info never said relay before the move")
+	}
+	if i := conn.Info(); i.Path != PathDirect || i.Local != addrPortOf(da.LocalAddr()) || i.Remote != addrPortOf(da.RemoteAddr()) || i.Upgrade.From != PathRelay {
+		t.Errorf("Info after the move: %+v, want direct on %v → %v", i, da.LocalAddr(), da.RemoteAddr())
+	}
 	if errA != nil || errB != nil || gotB != sumA || gotA != sumB || nA != n || nB != n {
 		t.Fatalf("controlling read %d bytes (%v), controlled %d (%v); digests match: %v, %v", nA, errA, nB, errB, gotA == sumB, gotB == sumA)
 	}
 	if pa.rd != net.Conn(da) || pb.rd != net.Conn(db) || pa.wd != da || pb.wd != db {
 		t.Fatal("the stream did not move to the direct connection")
+	}
+	// Both directions were busy across the move: each side measured its
+	// read stall, and the account says relay → direct.
+	for _, c := range []*pathConn{pa, pb} {
+		up, local, remote, method, ok := c.upgradeInfo()
+		if !ok || up.From != PathRelay || !up.ReadStallMeasured || up.At.IsZero() || !local.IsValid() || !remote.IsValid() || method != MethodConnect {
+			t.Fatalf("%v: upgrade account %+v (announced %v, %v → %v, %v)", c.role, up, ok, local, remote, method)
+		}
+		if up.ReadStall <= 0 || up.ReadStall > time.Second {
+			t.Errorf("%v: read stall %v, want (0, 1 s] on loopback", c.role, up.ReadStall)
+		}
+		t.Logf("%v: read stall %v, write stall %v", c.role, up.ReadStall, up.WriteStall)
+	}
+}
+
+// TestPathControlFramesPassRead: control frames that are no marker (a
+// round's CANDIDATES, a malformed one, a type this version does not
+// know) leave the stream as it is: Read returns every byte in order, and
+// the valid CANDIDATES reaches the upgrade.
+func TestPathControlFramesPassRead(t *testing.T) {
+	pa, pb, _, _ := pathPair(t)
+	got := make(chan roundCandidates, 4)
+	pb.mu.Lock()
+	pb.onCands = func(rc roundCandidates) { got <- rc }
+	pb.mu.Unlock()
+	want := []netip.AddrPort{netip.MustParseAddrPort("203.0.113.7:40001"), netip.MustParseAddrPort("[2001:db8::7]:40001")}
+	good, err := marshalCandidates(3, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []func() error{
+		func() error { _, err := pa.Write([]byte("one ")); return err },
+		func() error { return pa.relay.WriteControl(frameCandidates, good) },
+		func() error { _, err := pa.Write([]byte("two ")); return err },
+		func() error { return pa.relay.WriteControl(frameCandidates, []byte{0, 0, 0, 1, 9}) }, // 9 candidates promised, none there
+		func() error { return pa.relay.WriteControl(0x3f, []byte("from a later version")) },
+		func() error { _, err := pa.Write([]byte("three")); return err },
+		pa.CloseWrite,
+	}
+	for i, f := range steps {
+		if err := f(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	_ = pb.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(pb)
+	if err != nil || string(b) != "one two three" {
+		t.Fatalf("read %q, %v; want %q", b, err, "one two three")
+	}
+	select {
+	case rc := <-got:
+		if rc.round != 3 || len(rc.cands) != 2 || rc.cands[0] != want[0] || rc.cands[1] != want[1] {
+			t.Fatalf("candidates %+v, want round 3 %v", rc, want)
+		}
+	default:
+		t.Fatal("the valid CANDIDATES never reached the upgrade")
+	}
+	if len(got) != 0 {
+		t.Fatalf("a malformed CANDIDATES reached the upgrade: %+v", <-got)
 	}
 }
 
@@ -134,7 +223,7 @@ func TestPathMoveHalfClosed(t *testing.T) {
 		if err := pb.CloseWrite(); err != nil {
 			t.Fatal(err)
 		}
-		if !pb.offer(db, tag) {
+		if !pb.offer(db, tag, MethodConnect, 0) {
 			t.Fatal("controlled side refused the direct connection")
 		}
 		var got [32]byte
@@ -143,7 +232,7 @@ func TestPathMoveHalfClosed(t *testing.T) {
 		done := make(chan struct{})
 		go func() { defer close(done); got, n, err = recvAll(pb) }()
 		sum := send(t, pa, 3, 1<<20, func() {
-			if !pa.offer(da, tag) {
+			if !pa.offer(da, tag, MethodConnect, 0) {
 				t.Error("controlling side refused the direct connection")
 			}
 		})
@@ -161,10 +250,10 @@ func TestPathMoveHalfClosed(t *testing.T) {
 		if err := pa.CloseWrite(); err != nil {
 			t.Fatal(err)
 		}
-		if pa.offer(da, tag) {
+		if pa.offer(da, tag, MethodConnect, 0) {
 			t.Fatal("a controlling side whose direction ended took the direct connection")
 		}
-		if !pb.offer(db, tag) {
+		if !pb.offer(db, tag, MethodConnect, 0) {
 			t.Fatal("controlled side refused the direct connection")
 		}
 		if _, err := pb.Write([]byte("still relayed")); err != nil {
@@ -187,11 +276,11 @@ func TestPathMoveHalfClosed(t *testing.T) {
 func TestPathRelayDeathAfterMove(t *testing.T) {
 	pa, pb, da, db := pathPair(t)
 	tag := newTag(t)
-	pb.offer(db, tag)
+	pb.offer(db, tag, MethodConnect, 0)
 	if _, err := pa.Write([]byte("before ")); err != nil {
 		t.Fatal(err)
 	}
-	if !pa.offer(da, tag) {
+	if !pa.offer(da, tag, MethodConnect, 0) {
 		t.Fatal("controlling side refused the direct connection")
 	}
 	if _, err := pa.Write([]byte("x")); err != nil { // on the direct connection

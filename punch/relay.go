@@ -241,7 +241,7 @@ func (p *session) finishRelay(w *rawConn) *Conn {
 	// The stream runs on the path layer, which moves it to a direct
 	// connection if one verifies later (pathconn.go, upgrade.go).
 	pc := newPathConn(w.relay, p.role)
-	p.startUpgrade(pc, time.Now())
+	p.startUpgrade(pc)
 	return &Conn{nc: pc, info: info, earlySent: w.earlySent}
 }
 

@@ -108,7 +108,8 @@ type session struct {
 	peerLeft  bool               // the rendezvous said the peer left
 	verifying int                // hello exchanges in progress
 	syns      *synBucket
-	quiet     bool // Session.quiet
+	quiet     bool        // Session.quiet
+	policy    *candPolicy // Session.policy: the upgrade's rounds screen the peer's new candidates with it
 }
 
 // emit hands ev to the Endpoint's events, unless the punch is quiet.
@@ -143,6 +144,7 @@ func (e *Endpoint) newSession(s Session, start time.Time) *session {
 		exhausted: make(chan struct{}),
 		early:     s.early,
 		quiet:     s.quiet,
+		policy:    s.policy,
 		syns:      newSYNBucket(e.cfg.synRate),
 	}
 	for i, a := range s.Candidates {

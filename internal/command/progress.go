@@ -78,12 +78,19 @@ func (p *progress) event(ev punch.Event) {
 	case punch.EventRelaying, punch.EventRelayFailed:
 		line = relayLine(ev)
 	case punch.EventUpgraded:
-		p.printf("%s (path: direct; the stream moved off the relay, nothing lost)", ev.Detail)
+		up := ev.Upgrade
+		p.printf("%s (path: direct to %v; the stream moved off the relay, nothing lost; stall %s)", ev.Detail, ev.Addr, stallSummary(up))
 		p.mu.Lock()
 		asJSON := p.reportJSON
 		p.mu.Unlock()
 		if asJSON {
-			line, _ := json.Marshal(upgradeReport{Path: "direct", UpgradedFrom: "relay", UpgradedAfterMS: float64(ev.Elapsed.Microseconds()) / 1000})
+			r := upgradeReport{Path: "direct", UpgradedFrom: "relay", UpgradedAfterMS: ms(ev.Elapsed),
+				Remote: ev.Addr.String(), Round: up.Round, StallMS: ms(up.Stall()), WriteStallMS: ms(up.WriteStall)}
+			if up.ReadStallMeasured {
+				rs := ms(up.ReadStall)
+				r.ReadStallMS = &rs
+			}
+			line, _ := json.Marshal(r)
 			p.mu.Lock()
 			fmt.Fprintf(p.w, "%s\n", line)
 			p.mu.Unlock()
@@ -205,11 +212,29 @@ func (p *progress) printf(format string, args ...any) {
 }
 
 // upgradeReport is the --report json line when a relayed connection
-// moved to a direct one.
+// moved to a direct one: the fields of punch.Info.Upgrade.
 type upgradeReport struct {
 	Path            string  `json:"path"`          // direct
 	UpgradedFrom    string  `json:"upgraded_from"` // relay
 	UpgradedAfterMS float64 `json:"upgraded_after_ms"`
+	Remote          string  `json:"remote"` // the direct connection's peer endpoint
+	Round           int     `json:"round"`  // 0: the session's own ports; r ≥ 1: the r-th round on fresh ports
+	// StallMS is the longer of the read and the write stall;
+	// ReadStallMS is absent when it was not measured (no byte came on the
+	// direct connection within 2 s of the peer's marker).
+	StallMS      float64  `json:"stall_ms"`
+	ReadStallMS  *float64 `json:"read_stall_ms,omitempty"`
+	WriteStallMS float64  `json:"write_stall_ms"`
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// stallSummary is the move's stall for the progress line.
+func stallSummary(up punch.Upgrade) string {
+	if !up.ReadStallMeasured {
+		return fmt.Sprintf("%.1f ms writing; reading not measured", ms(up.WriteStall))
+	}
+	return fmt.Sprintf("%.1f ms reading, %.1f ms writing", ms(up.ReadStall), ms(up.WriteStall))
 }
 
 // report is the --report json line for one punched connection.

@@ -102,3 +102,36 @@ func TestProgressPeerFoundLabel(t *testing.T) {
 		}
 	}
 }
+
+// The upgrade's --report json line carries the move's account: round,
+// the stalls (read absent when not measured), the direct remote.
+func TestProgressUpgradeReport(t *testing.T) {
+	remote := netip.MustParseAddrPort("203.0.113.7:40311")
+	for _, c := range []struct {
+		name string
+		up   punch.Upgrade
+		want []string
+		not  string
+	}{
+		{"measured", punch.Upgrade{From: punch.PathRelay, After: 1500 * time.Millisecond, Round: 2, ReadStall: 1200 * time.Microsecond, ReadStallMeasured: true, WriteStall: 100 * time.Microsecond},
+			[]string{`"round":2`, `"stall_ms":1.2`, `"read_stall_ms":1.2`, `"write_stall_ms":0.1`, `"remote":"203.0.113.7:40311"`, `"upgraded_after_ms":1500`, "stall 1.2 ms reading, 0.1 ms writing"}, ""},
+		{"unmeasured", punch.Upgrade{From: punch.PathRelay, After: time.Second, WriteStall: 50 * time.Microsecond},
+			[]string{`"round":0`, `"stall_ms":0.05`, "reading not measured"}, "read_stall_ms"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var out strings.Builder
+			p := newProgress(&out, false, 15*time.Second)
+			p.connected(punch.Info{Path: punch.PathRelay, Method: punch.MethodRelay, Auth: punch.AuthInsecure}, true)
+			p.event(punch.Event{Kind: punch.EventUpgraded, Addr: remote, Elapsed: c.up.After, Upgrade: c.up, Detail: "upgraded to direct after 1.5 s"})
+			got := out.String()
+			for _, w := range c.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("no %s in:\n%s", w, got)
+				}
+			}
+			if c.not != "" && strings.Contains(got, c.not) {
+				t.Errorf("%s in:\n%s", c.not, got)
+			}
+		})
+	}
+}

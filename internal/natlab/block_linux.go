@@ -5,6 +5,7 @@ package natlab
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/google/nftables"
 )
@@ -21,6 +22,22 @@ func (r *Router) BlockTo(dst netip.Addr) (unblock func() error, err error) {
 	if !dst.Is4() {
 		return nil, fmt.Errorf("natlab: router %s: block to %v: IPv4 only", r.name, dst)
 	}
+	return r.block(blockTable(dst, 0), dst.String())
+}
+
+// BlockToPort is BlockTo for TCP to one port of dst only (`ip daddr A tcp
+// dport P drop`): a test can make one 4-tuple's punch fail for good and
+// leave every other port open. Blocks of different ports stand side by
+// side; each unblock removes its own.
+func (r *Router) BlockToPort(dst netip.AddrPort) (unblock func() error, err error) {
+	a := dst.Addr().Unmap()
+	if !a.Is4() || dst.Port() == 0 {
+		return nil, fmt.Errorf("natlab: router %s: block to %v: an IPv4 address and a port", r.name, dst)
+	}
+	return r.block(blockTable(a, dst.Port()), netip.AddrPortFrom(a, dst.Port()).String())
+}
+
+func (r *Router) block(t nftTable, to string) (unblock func() error, err error) {
 	l := r.lab
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -28,11 +45,10 @@ func (r *Router) BlockTo(dst netip.Addr) (unblock func() error, err error) {
 		return nil, ErrClosed
 	}
 	what := "router " + r.name
-	t := blockTable(dst)
 	if err := installTables(r.ns, what, []nftTable{t}); err != nil {
 		return nil, err
 	}
-	l.cfg.logger.Debug("natlab: blocking", "router", r.name, "to", dst)
+	l.cfg.logger.Debug("natlab: blocking", "router", r.name, "to", to)
 	return func() error {
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -48,17 +64,24 @@ func (r *Router) BlockTo(dst netip.Addr) (unblock func() error, err error) {
 		if err := c.Flush(); err != nil {
 			return fmt.Errorf("natlab: %s: deleting %s: %w", what, t, err)
 		}
-		l.cfg.logger.Debug("natlab: unblocked", "router", r.name, "to", dst)
+		l.cfg.logger.Debug("natlab: unblocked", "router", r.name, "to", to)
 		return nil
 	}, nil
 }
 
-// blockTable is BlockTo's table: one forward chain, before the NAT
-// kind's filter (priority filter - 10), with the one drop rule.
-func blockTable(dst netip.Addr) nftTable {
-	return nftTable{family: nftables.TableFamilyIPv4, name: "labblock", chains: []nftChain{{
+// blockTable is BlockTo's table (port 0) or BlockToPort's: one forward
+// chain, before the NAT kind's filter (priority filter - 10), with the one
+// drop rule. A port's table is named after it, so blocks stand side by
+// side.
+func blockTable(dst netip.Addr, port uint16) nftTable {
+	name, match := "labblock", []piece{daddr(netip.PrefixFrom(dst, 32))}
+	if port != 0 {
+		name = fmt.Sprintf("labblock_%s_%d", strings.ReplaceAll(dst.String(), ".", "_"), port)
+		match = append(match, tcpDport(port))
+	}
+	return nftTable{family: nftables.TableFamilyIPv4, name: name, chains: []nftChain{{
 		name: "forward", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward,
 		prio: nftables.ChainPriorityRef(*nftables.ChainPriorityFilter - 10), policy: nftables.ChainPolicyAccept,
-		rules: []nftRule{rule(daddr(netip.PrefixFrom(dst, 32)), drop)},
+		rules: []nftRule{rule(append(match, drop)...)},
 	}}}
 }

@@ -64,3 +64,6 @@ func (n *node) Command(ctx context.Context, name string, args ...string) *exec.C
 
 // BlockTo fails: there is no lab router.
 func (r *Router) BlockTo(dst netip.Addr) (func() error, error) { return nil, ErrUnsupported }
+
+// BlockToPort fails: there is no lab router.
+func (r *Router) BlockToPort(dst netip.AddrPort) (func() error, error) { return nil, ErrUnsupported }
