@@ -254,8 +254,10 @@ func TestLabRelayUpgradeNewPort(t *testing.T) {
 
 func runUpgradeNewPort(t *testing.T, i int) {
 	// Round 0 lasts 10 s; the transfer outlasts it, the round on fresh
-	// ports and the server's death.
-	const size, rate = 48 << 20, 2 << 20
+	// ports and the server's death. The pace is brisk enough (a 64 KiB
+	// chunk every 4 ms) that the measured read stall, which includes the
+	// peer's pauses between writes, shows the move's own cost.
+	const size, rate = 256 << 20, 16 << 20
 	drop := natlab.Side{NAT: natlab.NATDrop}
 	p := cell{Scenario: natlab.Scenario{Name: "drop×drop-stuck", A: drop, B: drop, Direct: true}}.build(t)
 	listener, dialer := roles(p, i)
