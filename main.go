@@ -205,7 +205,7 @@ func peerFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "insecure", EnvVars: envs("insecure"),
 			Usage: "no secret, no code: plaintext to whoever knows NAME, readable and changeable by the server and the path"},
 		&cli.StringFlag{Name: "report", EnvVars: envs("report"),
-			Usage: "`json`: one JSON line per connection on stderr (local, remote, method, path, elapsed_ms, attempts, attempts_per_candidate, self_connects, auth, handshake_ms)"},
+			Usage: "`json`: one JSON line per connection on stderr (local, remote, method, path, elapsed_ms, attempts, attempts_per_candidate, self_connects, auth, handshake_ms); a relayed stream that moves to direct adds a second (path, upgraded_from, upgraded_after_ms, remote, round, stall_ms, read_stall_ms, write_stall_ms)"},
 		&cli.BoolFlag{Name: "no-report", EnvVars: envs("no-report"),
 			Usage: "don't tell the rendezvous server how each punch went (by default: direct, relay or failed, method, time, attempts; no address), which it counts for its operator's success rate"},
 		&cli.StringFlag{Name: "relay", Value: "auto", EnvVars: envs("relay"),

@@ -24,7 +24,7 @@ const (
 	EventRelaying                         // opening the relay leg (Detail says why)
 	EventRelayFailed                      // the relay did not connect (Err says why; Detail what goes on: direct attempts, or none)
 	EventRefused                          // a Listener refused a dialer without punching (Err matches ErrBusy)
-	EventUpgraded                         // a relayed Conn moved to a direct connection (Elapsed: how long it was relayed; Upgrade: the move's account)
+	EventUpgraded                         // a relayed Conn moved to a direct connection (Elapsed: how long it was relayed; Upgrade: the move's account). It may come from inside a Read of that Conn: the callback must not read it
 )
 
 func (k EventKind) String() string {

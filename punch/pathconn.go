@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -143,7 +144,8 @@ func (c *pathConn) Read(p []byte) (int, error) {
 	for {
 		if c.rd != nil {
 			n, err := c.rd.Read(p)
-			if c.awaitFirst && (n > 0 || err != nil) {
+			// A deadline of the application's is no end of the stall.
+			if c.awaitFirst && (n > 0 || err != nil && !errors.Is(err, os.ErrDeadlineExceeded)) {
 				c.awaitFirst = false
 				c.readSettled(time.Since(c.lastRelay), n > 0)
 			}
