@@ -26,6 +26,9 @@ import (
 // process (utime+stime of `tcpunch serve`, or of haproxy). One run:
 //
 //	TCPUNCH_E2E_BENCH=1 go test -run TestLabRelayGoodput -v ./e2e
+//
+// (-count=3 for three runs; TCPUNCH_E2E_BENCH=raw runs only the two
+// relaying processes with the same sender and sink.)
 func TestLabRelayGoodput(b *testing.T) {
 	if os.Getenv("TCPUNCH_E2E_BENCH") == "" {
 		b.Skip("a benchmark: set TCPUNCH_E2E_BENCH=1 to run it")
@@ -52,37 +55,59 @@ func TestLabRelayGoodput(b *testing.T) {
 	if os.Getenv("TCPUNCH_E2E_BENCH") == "raw" {
 		runs = nil // only the relaying processes: raw legs and HAProxy
 	}
-	for i, r := range runs {
-		name := fmt.Sprintf("bench-%d", i)
-		cpu0 := procCPU(b, srv.cmd.Process.Pid)
-		// sh -c SCRIPT sh BINARY ARGS: the shell redirects, the binary
-		// reads and writes the files itself.
-		l := start(b, append(in(p.A), "sh", "-c", `exec "$@" > /dev/null`, "sh"), nil, nil, append(append([]string{"listen", "-r", rv}, r.args...), name)...)
-		l.waitStderr(`listening as`, 30*time.Second)
-		began := time.Now()
-		d := start(b, append(in(p.B), "sh", "-c", fmt.Sprintf(`head -c %d /dev/zero | "$@"`, size), "sh"), nil, nil, append(append([]string{"dial", "-r", rv}, r.args...), name)...)
-		if code := d.wait(5 * time.Minute); code != 0 {
-			b.Fatalf("dial %v: exit %d: %s", r.args, code, d.stderr.String())
+	cli := func() {
+		for i, r := range runs {
+			name := fmt.Sprintf("bench-%d", i)
+			cpu0 := procCPU(b, srv.cmd.Process.Pid)
+			// sh -c SCRIPT sh BINARY ARGS: the shell redirects, the binary
+			// reads and writes the files itself.
+			l := start(b, append(in(p.A), "sh", "-c", `exec "$@" > /dev/null`, "sh"), nil, nil, append(append([]string{"listen", "-r", rv}, r.args...), name)...)
+			l.waitStderr(`listening as`, 30*time.Second)
+			began := time.Now()
+			d := start(b, append(in(p.B), "sh", "-c", fmt.Sprintf(`head -c %d /dev/zero | "$@"`, size), "sh"), nil, nil, append(append([]string{"dial", "-r", rv}, r.args...), name)...)
+			if code := d.wait(5 * time.Minute); code != 0 {
+				b.Fatalf("dial %v: exit %d: %s", r.args, code, d.stderr.String())
+			}
+			l.wait(time.Minute)
+			el := time.Since(began).Seconds()
+			cpu := procCPU(b, srv.cmd.Process.Pid) - cpu0
+			goodput[r.name] = size / el / (1 << 20)
+			b.Logf("%-20s 1 GiB in %.2f s: %4.0f MiB/s; server CPU %.2f s per GiB; peers' CPU %.2f s (dialer, with head) + %.2f s (listener)",
+				r.name, el, goodput[r.name], cpu, exitedCPU(d), exitedCPU(l))
 		}
-		l.wait(time.Minute)
-		el := time.Since(began).Seconds()
-		cpu := procCPU(b, srv.cmd.Process.Pid) - cpu0
-		goodput[r.name] = size / el / (1 << 20)
-		b.Logf("%-20s 1 GiB in %.2f s: %4.0f MiB/s; server CPU %.2f s per GiB", r.name, el, goodput[r.name], cpu)
 	}
-
-	el, cpu := rawRelay(b, p, rv, srv.cmd.Process.Pid, size)
-	goodput["raw relay"] = size / el / (1 << 20)
-	b.Logf("%-20s 1 GiB in %.2f s: %4.0f MiB/s; server CPU %.2f s per GiB", "relay (raw legs)", el, goodput["raw relay"], cpu)
-
-	el, cpu = haproxyRelay(b, p, size)
-	goodput["haproxy"] = size / el / (1 << 20)
-	b.Logf("%-20s 1 GiB in %.2f s: %4.0f MiB/s; haproxy CPU %.2f s per GiB", "haproxy (plain)", el, goodput["haproxy"], cpu)
+	relays := func() {
+		el, cpu := rawRelay(b, p, rv, srv.cmd.Process.Pid, size)
+		goodput["raw relay"] = size / el / (1 << 20)
+		b.Logf("%-20s 1 GiB in %.2f s: %4.0f MiB/s; server CPU %.2f s per GiB", "relay (raw legs)", el, goodput["raw relay"], cpu)
+		el, cpu = haproxyRelay(b, p, size)
+		goodput["haproxy"] = size / el / (1 << 20)
+		b.Logf("%-20s 1 GiB in %.2f s: %4.0f MiB/s; haproxy CPU %.2f s per GiB", "haproxy (plain)", el, goodput["haproxy"], cpu)
+	}
+	// With -count=N the runs alternate which half goes first, so neither
+	// always meets the machine warmer or busier.
+	relayBenchRuns++
+	if relayBenchRuns%2 == 1 {
+		cli()
+		relays()
+	} else {
+		relays()
+		cli()
+	}
 
 	b.Logf("relayed/direct goodput: %.2f", goodput["relay (TLS)"]/goodput["direct (TLS)"])
 	b.Logf("relay server/HAProxy, same sender and sink: %.2f", goodput["raw relay"]/goodput["haproxy"])
 	b.Logf("tcpunch relay/HAProxy goodput: %.2f with TLS, %.2f with --insecure (HAProxy relays plain bytes)",
 		goodput["relay (TLS)"]/goodput["haproxy"], goodput["relay (--insecure)"]/goodput["haproxy"])
+}
+
+var relayBenchRuns int
+
+// exitedCPU is the user+system CPU time of an exited process and of the
+// descendants it waited for.
+func exitedCPU(p *proc) float64 {
+	st := p.cmd.ProcessState
+	return (st.UserTime() + st.SystemTime()).Seconds()
 }
 
 // procCPU is a process's user+system CPU time in seconds.
