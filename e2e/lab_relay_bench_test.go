@@ -4,6 +4,8 @@ package e2e_test
 
 import (
 	"fmt"
+	"io"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tcpunch/tcpunch/internal/natlab"
+	"github.com/tcpunch/tcpunch/rendezvous"
 )
 
 // TestLabRelayGoodput (a benchmark, run on demand: the e2e helpers take
@@ -23,6 +26,9 @@ import (
 // process (utime+stime of `tcpunch serve`, or of haproxy). One run:
 //
 //	TCPUNCH_E2E_BENCH=1 go test -run TestLabRelayGoodput -v ./e2e
+//
+// (-count=3 for three runs; TCPUNCH_E2E_BENCH=raw runs only the two
+// relaying processes with the same sender and sink.)
 func TestLabRelayGoodput(b *testing.T) {
 	if os.Getenv("TCPUNCH_E2E_BENCH") == "" {
 		b.Skip("a benchmark: set TCPUNCH_E2E_BENCH=1 to run it")
@@ -46,32 +52,62 @@ func TestLabRelayGoodput(b *testing.T) {
 		{"relay (--insecure)", []string{"--relay", "always", "--insecure"}, true},
 	}
 	goodput := map[string]float64{}
-	for i, r := range runs {
-		name := fmt.Sprintf("bench-%d", i)
-		cpu0 := procCPU(b, srv.cmd.Process.Pid)
-		// sh -c SCRIPT sh BINARY ARGS: the shell redirects, the binary
-		// reads and writes the files itself.
-		l := start(b, append(in(p.A), "sh", "-c", `exec "$@" > /dev/null`, "sh"), nil, nil, append(append([]string{"listen", "-r", rv}, r.args...), name)...)
-		l.waitStderr(`listening as`, 30*time.Second)
-		began := time.Now()
-		d := start(b, append(in(p.B), "sh", "-c", fmt.Sprintf(`head -c %d /dev/zero | "$@"`, size), "sh"), nil, nil, append(append([]string{"dial", "-r", rv}, r.args...), name)...)
-		if code := d.wait(5 * time.Minute); code != 0 {
-			b.Fatalf("dial %v: exit %d: %s", r.args, code, d.stderr.String())
+	if os.Getenv("TCPUNCH_E2E_BENCH") == "raw" {
+		runs = nil // only the relaying processes: raw legs and HAProxy
+	}
+	cli := func() {
+		for i, r := range runs {
+			name := fmt.Sprintf("bench-%d", i)
+			cpu0 := procCPU(b, srv.cmd.Process.Pid)
+			// sh -c SCRIPT sh BINARY ARGS: the shell redirects, the binary
+			// reads and writes the files itself.
+			l := start(b, append(in(p.A), "sh", "-c", `exec "$@" > /dev/null`, "sh"), nil, nil, append(append([]string{"listen", "-r", rv}, r.args...), name)...)
+			l.waitStderr(`listening as`, 30*time.Second)
+			began := time.Now()
+			d := start(b, append(in(p.B), "sh", "-c", fmt.Sprintf(`head -c %d /dev/zero | "$@"`, size), "sh"), nil, nil, append(append([]string{"dial", "-r", rv}, r.args...), name)...)
+			if code := d.wait(5 * time.Minute); code != 0 {
+				b.Fatalf("dial %v: exit %d: %s", r.args, code, d.stderr.String())
+			}
+			l.wait(time.Minute)
+			el := time.Since(began).Seconds()
+			cpu := procCPU(b, srv.cmd.Process.Pid) - cpu0
+			goodput[r.name] = size / el / (1 << 20)
+			b.Logf("%-20s 1 GiB in %.2f s: %4.0f MiB/s; server CPU %.2f s per GiB; peers' CPU %.2f s (dialer, with head) + %.2f s (listener)",
+				r.name, el, goodput[r.name], cpu, exitedCPU(d), exitedCPU(l))
 		}
-		l.wait(time.Minute)
-		el := time.Since(began).Seconds()
-		cpu := procCPU(b, srv.cmd.Process.Pid) - cpu0
-		goodput[r.name] = size / el / (1 << 20)
-		b.Logf("%-20s 1 GiB in %.2f s: %4.0f MiB/s; server CPU %.2f s per GiB", r.name, el, goodput[r.name], cpu)
+	}
+	relays := func() {
+		el, cpu := rawRelay(b, p, rv, srv.cmd.Process.Pid, size)
+		goodput["raw relay"] = size / el / (1 << 20)
+		b.Logf("%-20s 1 GiB in %.2f s: %4.0f MiB/s; server CPU %.2f s per GiB", "relay (raw legs)", el, goodput["raw relay"], cpu)
+		el, cpu = haproxyRelay(b, p, size)
+		goodput["haproxy"] = size / el / (1 << 20)
+		b.Logf("%-20s 1 GiB in %.2f s: %4.0f MiB/s; haproxy CPU %.2f s per GiB", "haproxy (plain)", el, goodput["haproxy"], cpu)
+	}
+	// With -count=N the runs alternate which half goes first, so neither
+	// always meets the machine warmer or busier.
+	relayBenchRuns++
+	if relayBenchRuns%2 == 1 {
+		cli()
+		relays()
+	} else {
+		relays()
+		cli()
 	}
 
-	el, cpu := haproxyRelay(b, p, size)
-	goodput["haproxy"] = size / el / (1 << 20)
-	b.Logf("%-20s 1 GiB in %.2f s: %4.0f MiB/s; haproxy CPU %.2f s per GiB", "haproxy (plain)", el, goodput["haproxy"], cpu)
-
 	b.Logf("relayed/direct goodput: %.2f", goodput["relay (TLS)"]/goodput["direct (TLS)"])
+	b.Logf("relay server/HAProxy, same sender and sink: %.2f", goodput["raw relay"]/goodput["haproxy"])
 	b.Logf("tcpunch relay/HAProxy goodput: %.2f with TLS, %.2f with --insecure (HAProxy relays plain bytes)",
 		goodput["relay (TLS)"]/goodput["haproxy"], goodput["relay (--insecure)"]/goodput["haproxy"])
+}
+
+var relayBenchRuns int
+
+// exitedCPU is the user+system CPU time of an exited process and of the
+// descendants it waited for.
+func exitedCPU(p *proc) float64 {
+	st := p.cmd.ProcessState
+	return (st.UserTime() + st.SystemTime()).Seconds()
 }
 
 // procCPU is a process's user+system CPU time in seconds.
@@ -84,4 +120,114 @@ func procCPU(tb *testing.T, pid int) float64 {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100 // USER_HZ
+}
+
+// rawRelay moves size bytes one way through `tcpunch serve`'s relay with
+// the load HAProxy gets in haproxyRelay: the test process itself pairs a
+// listener on peer A with a dialer on peer B at the server rv (plain
+// names, no NAT check) and opens both relay legs from inside the peers'
+// namespaces, then the same kind of loop sends 256 KiB writes (each one
+// relay frame) from B and reads into 256 KiB from A until EOF. So this
+// compares the relaying processes, not the peers in front of them. It
+// returns the seconds from the first write to the EOF and the server's
+// CPU-seconds over that time, scaled to one GiB.
+func rawRelay(t *testing.T, p *natlab.Pair, rv string, serverPID int, size int64) (seconds, cpuPerGiB float64) {
+	t.Helper()
+	ctx := testContext(t, 10*time.Minute)
+	name := fmt.Sprintf("raw-relay-%d", time.Now().UnixNano())
+	noCheck := rendezvous.WithNATCheck(false)
+	anyA := netip.AddrPortFrom(p.A.Addr(), 0)
+	anyB := netip.AddrPortFrom(p.B.Addr(), 0)
+	var reg *rendezvous.Registration
+	if err := p.A.Do(func() (err error) {
+		reg, err = rendezvous.Register(ctx, rv, anyA, name, nil, noCheck)
+		return err
+	}); err != nil {
+		t.Fatalf("registering %s from peer A: %v", name, err)
+	}
+	defer reg.Close()
+	var dpi rendezvous.PeerInfo
+	var dctl io.Closer
+	if err := p.B.Do(func() (err error) {
+		dpi, dctl, err = rendezvous.Connect(ctx, rv, anyB, name, nil, noCheck)
+		return err
+	}); err != nil {
+		t.Fatalf("connecting to %s from peer B: %v", name, err)
+	}
+	defer dctl.Close()
+	lpi, err := reg.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dpi.RelayToken.IsZero() || dpi.RelayToken != lpi.RelayToken {
+		t.Fatalf("relay tokens: dialer %v, listener %v", dpi.RelayToken, lpi.RelayToken)
+	}
+	var legA, legB *rendezvous.RelayConn
+	errc := make(chan error, 2)
+	go func() {
+		errc <- p.A.Do(func() (err error) {
+			legA, err = rendezvous.DialRelay(ctx, rv, lpi.RelayToken, rendezvous.RoleControlled)
+			return err
+		})
+	}()
+	go func() {
+		errc <- p.B.Do(func() (err error) {
+			legB, err = rendezvous.DialRelay(ctx, rv, dpi.RelayToken, rendezvous.RoleControlling)
+			return err
+		})
+	}()
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Fatalf("relay leg: %v", err)
+		}
+	}
+	defer legA.Close()
+	defer legB.Close()
+
+	type sunk struct {
+		n   int64
+		at  time.Time
+		err error
+	}
+	got := make(chan sunk, 1)
+	go func() {
+		buf := make([]byte, 256<<10)
+		var n int64
+		for {
+			k, err := legA.Read(buf)
+			n += int64(k)
+			if err == io.EOF {
+				got <- sunk{n: n, at: time.Now()}
+				return
+			}
+			if err != nil {
+				got <- sunk{n: n, err: err}
+				return
+			}
+		}
+	}()
+	cpu0 := procCPU(t, serverPID)
+	began := time.Now()
+	buf := make([]byte, 256<<10)
+	for left := size; left > 0; {
+		k := min(left, int64(len(buf)))
+		if _, err := legB.Write(buf[:k]); err != nil {
+			t.Fatalf("sending through the relay: %v", err)
+		}
+		left -= k
+	}
+	if err := legB.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	var s sunk
+	select {
+	case s = <-got:
+	case <-time.After(5 * time.Minute):
+		t.Fatal("the sink got no EOF through the relay")
+	}
+	cpu := procCPU(t, serverPID) - cpu0
+	if s.err != nil || s.n != size {
+		t.Fatalf("the sink behind the relay got %d of %d bytes: %v", s.n, size, s.err)
+	}
+	return s.at.Sub(began).Seconds(), cpu * (1 << 30) / float64(size)
 }

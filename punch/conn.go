@@ -3,6 +3,7 @@ package punch
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/netip"
@@ -27,9 +28,11 @@ import (
 // layer"); LocalAddr and RemoteAddr stay those of the relay leg.
 //
 // Conn deliberately does not expose what is underneath: no File,
-// ReadFrom, WriteTo, and no SyscallConn either, since io.Copy and
-// os.File.ReadFrom splice straight from any syscall.Conn and so would move
-// the link's ciphertext and framing instead of the application's bytes.
+// WriteTo, and no SyscallConn either, since io.Copy and os.File.ReadFrom
+// splice straight from any syscall.Conn and so would move the link's
+// ciphertext and framing instead of the application's bytes. Its ReadFrom
+// (which io.Copy uses) goes through the link: each read of the source
+// becomes one confirmation frame, read in place behind its header.
 type Conn struct {
 	nc        stream        // the path: tcp, or a *rendezvous.RelayConn
 	tcp       *net.TCPConn  // the direct path's socket; nil when relayed
@@ -53,6 +56,15 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return c.link.Write(p)
 	}
 	return c.nc.Write(p)
+}
+
+// ReadFrom writes what it reads from r until r's EOF, like io.Copy(c, r)
+// but in the link's frame size and without a copy between buffers.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	if c.link != nil {
+		return c.link.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.nc}, r)
 }
 
 // CloseWrite ends our direction of the stream (the peer reads io.EOF);

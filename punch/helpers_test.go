@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"runtime"
@@ -129,7 +130,10 @@ func converse(t testing.TB, ca, cb *Conn) {
 		_, err = fmt.Fprint(cb, "pong from B\n")
 		errc <- err
 	}()
-	if _, err := fmt.Fprint(ca, "ping from A\n"); err != nil {
+	// Through io.Copy, so through Conn.ReadFrom (the source hides its
+	// WriterTo): the peer must read the application's bytes, not the
+	// link's.
+	if _, err := io.Copy(ca, struct{ io.Reader }{strings.NewReader("ping from A\n")}); err != nil {
 		t.Fatalf("A writing: %v", err)
 	}
 	line, err := bufio.NewReader(ca).ReadString('\n')

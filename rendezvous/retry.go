@@ -56,5 +56,12 @@ func retryable(err error) bool {
 	if errors.As(err, &de) && de.IsNotFound {
 		return false
 	}
+	// A server address that does not parse (no port, a bad port, a
+	// malformed literal) will not parse on the next try either.
+	var ae *net.AddrError
+	var pe *net.ParseError
+	if errors.As(err, &ae) || errors.As(err, &pe) {
+		return false
+	}
 	return !errors.Is(err, context.Canceled)
 }

@@ -198,6 +198,17 @@ func TestRefusalsNotRetried(t *testing.T) {
 		_, _, err := Connect(short, addr, anyLocal, "nobody", nil, quick)
 		return err
 	}, ErrUnknownName)
+	// A server address that cannot parse fails at once, whatever the
+	// context allows.
+	for _, bad := range []string{"127.0.0.1", "127.0.0.1:notaport", "[::1:3478", "127.0.0.1:99999"} {
+		short, cancel := context.WithTimeout(ctx, 5*time.Second)
+		began := time.Now()
+		_, err := Register(short, bad, anyLocal, "bad-address", nil, quick)
+		cancel()
+		if err == nil || time.Since(began) > time.Second {
+			t.Errorf("Register at %q: %v after %v; want an error at once", bad, err, time.Since(began))
+		}
+	}
 	for _, code := range []int{CodeShuttingDown, CodeCapacity, CodeServerError} {
 		if !retryable(&ServerError{Code: code}) {
 			t.Errorf("code %d not retried", code)

@@ -92,6 +92,10 @@ func requestMethodOf(m stun.Method) RequestMethod {
 		return MethodConnectRequest
 	case methodPing:
 		return MethodPingRequest
+	case methodRelay:
+		return MethodRelayRequest
+	case methodDialBack:
+		return MethodDialBackRequest
 	}
 	return MethodOtherRequest
 }

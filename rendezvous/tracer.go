@@ -71,7 +71,9 @@ const (
 	MethodRegisterRequest RequestMethod = "register"
 	MethodConnectRequest  RequestMethod = "connect"
 	MethodPingRequest     RequestMethod = "ping"
-	MethodOtherRequest    RequestMethod = "other" // DialBack, Relay, or a method unknown to the server
+	MethodRelayRequest    RequestMethod = "relay"    // a relay leg joining its session
+	MethodDialBackRequest RequestMethod = "dialback" // a NAT check's dial-back
+	MethodOtherRequest    RequestMethod = "other"    // a method unknown to the server
 )
 
 // Pairing describes one finished pairing of a dialer with a listener.

@@ -189,7 +189,8 @@ func refusal(r rendezvous.Refusal) string {
 
 func requestMethod(m rendezvous.RequestMethod) string {
 	switch m {
-	case rendezvous.MethodBindingRequest, rendezvous.MethodRegisterRequest, rendezvous.MethodConnectRequest, rendezvous.MethodPingRequest:
+	case rendezvous.MethodBindingRequest, rendezvous.MethodRegisterRequest, rendezvous.MethodConnectRequest, rendezvous.MethodPingRequest,
+		rendezvous.MethodRelayRequest, rendezvous.MethodDialBackRequest:
 		return string(m)
 	}
 	return "other"

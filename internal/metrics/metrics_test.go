@@ -85,6 +85,8 @@ func TestMetricsExposition(t *testing.T) {
 	m.Request(rendezvous.MethodConnectRequest, rendezvous.CodeUnknownName)
 	m.Request(rendezvous.MethodBindingRequest, 0)
 	m.Request(rendezvous.MethodBindingRequest, 0)
+	m.Request(rendezvous.MethodRelayRequest, 0)
+	m.Request(rendezvous.MethodDialBackRequest, 0)
 	m.Listeners(7)
 	m.Refused(rendezvous.RefusedPerIP)
 	m.Paired(rendezvous.Pairing{Latency: 3 * time.Millisecond, Skew: 200 * time.Microsecond, RTTSource: "kernel"})
@@ -112,6 +114,8 @@ func TestMetricsExposition(t *testing.T) {
 		{"tcpunch_requests_total", map[string]string{"method": "register", "result": "name_taken"}, 1},
 		{"tcpunch_requests_total", map[string]string{"method": "connect", "result": "unknown_name"}, 1},
 		{"tcpunch_requests_total", map[string]string{"method": "binding", "result": "ok"}, 2},
+		{"tcpunch_requests_total", map[string]string{"method": "relay", "result": "ok"}, 1},
+		{"tcpunch_requests_total", map[string]string{"method": "dialback", "result": "ok"}, 1},
 		{"tcpunch_listeners_registered", nil, 7},
 		{"tcpunch_refusals_total", map[string]string{"reason": "per_ip_limit"}, 1},
 		{"tcpunch_relay_sessions_active", nil, 1},

@@ -33,7 +33,7 @@ func PipeConfirmed(ctx context.Context, conn Confirmed, in io.Reader, out io.Wri
 	up := make(chan error, 1)
 	down := make(chan error, 1)
 	go func() {
-		_, err := copyToLink(conn, in)
+		_, err := io.Copy(conn, in)
 		if err == nil {
 			err = conn.CloseWrite()
 		}
@@ -120,7 +120,7 @@ func ExecConfirmed(ctx context.Context, conn Confirmed, command string, stderr i
 		stdin.Close()
 	}()
 	// The child's output to the peer, until the child closes its stdout.
-	_, upErr := copyToLink(conn, stdout)
+	_, upErr := io.Copy(conn, stdout)
 	if upErr == nil {
 		upErr = conn.CloseWrite()
 	}
@@ -134,18 +134,6 @@ func ExecConfirmed(ctx context.Context, conn Confirmed, command string, stderr i
 		return fmt.Errorf("running %q: %w", command, werr)
 	}
 	return finish(ctx, conn, upErr)
-}
-
-// linkWrite is the size of the writes copyToLink makes: a confirm DATA
-// frame (4-byte header) of this payload is exactly four full TLS records
-// (16 KiB of plaintext each), where io.Copy's 32 KiB would make two full
-// records and a third of 4 bytes, each a write (and, relayed, a frame).
-const linkWrite = 4<<14 - 4
-
-// copyToLink copies src to a confirmed connection in linkWrite chunks.
-// src's WriterTo is hidden: it would copy in its own buffer size.
-func copyToLink(conn io.Writer, src io.Reader) (int64, error) {
-	return io.CopyBuffer(conn, struct{ io.Reader }{src}, make([]byte, linkWrite))
 }
 
 // finish waits (bounded) for the confirmation and closes conn. cause is a

@@ -118,35 +118,97 @@ func (c *Conn) notify() {
 	c.changed = make(chan struct{})
 }
 
-// Write sends p as DATA frames.
+// Write sizes. Over the TLS link a write of the connection below is one
+// batch of 16 KiB records (seclink's batch.go), and when relayed one relay
+// frame of at most 256 KiB:
+//   - writeLimit, 15 records' worth, leaves room for the records' 22-byte
+//     overheads within one relay frame;
+//   - readChunk makes a ReadFrom frame (header included) exactly four
+//     records, where a full MaxPayload would add a fifth of 4 bytes.
+const (
+	writeLimit = 15 << 14
+	readChunk  = 4<<14 - headerSize
+)
+
+// Write sends p as DATA frames, up to writeLimit bytes of frames per write
+// of the connection below.
 func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.finSent {
-		return 0, ErrWriteAfterClose
-	}
-	if c.werr != nil {
-		return 0, c.werr
+	if err := c.writableLocked(); err != nil {
+		return 0, err
 	}
 	if c.wbuf == nil {
-		c.wbuf = make([]byte, headerSize+MaxPayload)
+		c.wbuf = make([]byte, writeLimit)
 	}
 	total := 0
 	for len(p) > 0 {
-		n := min(len(p), MaxPayload)
-		putHeader(c.wbuf, frameData, n)
-		copy(c.wbuf[headerSize:], p[:n])
-		if _, err := c.hc.Write(c.wbuf[:headerSize+n]); err != nil {
-			c.werr = err
+		off, took := 0, 0
+		for off+headerSize < writeLimit && len(p) > took {
+			n := min(len(p)-took, MaxPayload, writeLimit-off-headerSize)
+			putHeader(c.wbuf[off:], frameData, n)
+			copy(c.wbuf[off+headerSize:], p[took:took+n])
+			off += headerSize + n
+			took += n
+		}
+		if err := c.sendLocked(c.wbuf[:off], took); err != nil {
 			return total, err
 		}
-		c.mu.Lock()
-		c.sent += uint64(n)
-		c.mu.Unlock()
-		total += n
-		p = p[n:]
+		total += took
+		p = p[took:]
 	}
 	return total, nil
+}
+
+// ReadFrom sends what it reads from r as DATA frames until r's EOF (io.Copy
+// uses it): each read of up to readChunk bytes becomes one frame, read straight
+// into the frame buffer behind its header and sent with it at once, so a
+// slow source is never held back to fill a frame.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wbuf == nil {
+		c.wbuf = make([]byte, writeLimit)
+	}
+	var total int64
+	for {
+		if err := c.writableLocked(); err != nil {
+			return total, err
+		}
+		n, rerr := r.Read(c.wbuf[headerSize : headerSize+readChunk])
+		if n > 0 {
+			putHeader(c.wbuf, frameData, n)
+			if err := c.sendLocked(c.wbuf[:headerSize+n], n); err != nil {
+				return total, err
+			}
+			total += int64(n)
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+func (c *Conn) writableLocked() error {
+	if c.finSent {
+		return ErrWriteAfterClose
+	}
+	return c.werr
+}
+
+// sendLocked writes frames carrying n data bytes. Call with wmu held.
+func (c *Conn) sendLocked(frames []byte, n int) error {
+	if _, err := c.hc.Write(frames); err != nil {
+		c.werr = err
+		return err
+	}
+	c.mu.Lock()
+	c.sent += uint64(n)
+	c.mu.Unlock()
+	return nil
 }
 
 // CloseWrite ends this side's stream: it sends FIN with the byte count.

@@ -69,6 +69,20 @@ func WithLogger(l *slog.Logger) Option {
 type Conn struct {
 	*tls.Conn
 	method string
+	batch  *batchConn
+}
+
+// Write writes application data: its TLS records leave in one write of
+// the connection below (batch.go), at most 256 KiB at a time.
+func (c *Conn) Write(p []byte) (int, error) {
+	c.batch.begin()
+	n, err := c.Conn.Write(p)
+	if ferr := c.batch.end(); ferr != nil && err == nil {
+		// The records are lost below crypto/tls: nothing of p is known
+		// to have left.
+		return 0, ferr
+	}
+	return n, err
 }
 
 // Method says how the link was authenticated (MethodSecret or MethodCode).
@@ -125,6 +139,10 @@ func Handshake(ctx context.Context, conn net.Conn, role Role, tag SessionTag, au
 		NextProtos:             []string{ALPN},
 		InsecureSkipVerify:     true, // no CA: VerifyPeerCertificate below is the check
 		SessionTicketsDisabled: true, // resumption would skip certificate verification
+		// Full 16 KiB records from the first byte: the link carries bulk
+		// streams, and a batch (batch.go) leaves as one write anyway, so
+		// small opening records would only add per-record cost.
+		DynamicRecordSizingDisabled: true,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			id, err := keys.identity()
 			if err != nil {
@@ -139,18 +157,19 @@ func Handshake(ctx context.Context, conn net.Conn, role Role, tag SessionTag, au
 			return nil
 		},
 	}
+	batch := &batchConn{Conn: tconn}
 	var tlsConn *tls.Conn
 	if role == RoleControlling {
 		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return keys.certificate()
 		}
-		tlsConn = tls.Client(tconn, tc)
+		tlsConn = tls.Client(batch, tc)
 	} else {
 		tc.ClientAuth = tls.RequireAnyClientCert
 		tc.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return keys.certificate()
 		}
-		tlsConn = tls.Server(tconn, tc)
+		tlsConn = tls.Server(batch, tc)
 	}
 	if err := tlsConn.HandshakeContext(ctx); err != nil {
 		err = classify(err)
@@ -158,7 +177,7 @@ func Handshake(ctx context.Context, conn net.Conn, role Role, tag SessionTag, au
 		return nil, fmt.Errorf("seclink: %s handshake as %v: %w", auth.method, role, err)
 	}
 	cfg.logger.Debug("secure link up", "role", role, "method", auth.method, "took", time.Since(start))
-	return &Conn{Conn: tlsConn, method: auth.method}, nil
+	return &Conn{Conn: tlsConn, method: auth.method, batch: batch}, nil
 }
 
 // keySource hands K_auth to the TLS callbacks; in code mode it becomes
