@@ -160,25 +160,33 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-// ReadFrom sends what it reads from r as DATA frames until r's EOF (io.Copy
-// uses it): each read of up to readChunk bytes becomes one frame, read straight
-// into the frame buffer behind its header and sent with it at once, so a
-// slow source is never held back to fill a frame.
+// ReadFrom sends what it reads from r until r's EOF (io.Copy uses it): each
+// read of up to readChunk bytes becomes one frame, read straight into a
+// frame buffer behind its header and sent with it at once, so a slow
+// source is never held back to fill a frame. The write lock is held only
+// while a frame is sent, never while r blocks: the reader must be able to
+// acknowledge the peer's FIN meanwhile (a --exec child that waits for its
+// stdin to end before it writes depends on it).
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.wbuf == nil {
-		c.wbuf = make([]byte, writeLimit)
-	}
+	buf := make([]byte, headerSize+readChunk)
 	var total int64
 	for {
-		if err := c.writableLocked(); err != nil {
+		c.wmu.Lock()
+		err := c.writableLocked()
+		c.wmu.Unlock()
+		if err != nil {
 			return total, err
 		}
-		n, rerr := r.Read(c.wbuf[headerSize : headerSize+readChunk])
+		n, rerr := r.Read(buf[headerSize:])
 		if n > 0 {
-			putHeader(c.wbuf, frameData, n)
-			if err := c.sendLocked(c.wbuf[:headerSize+n], n); err != nil {
+			putHeader(buf, frameData, n)
+			c.wmu.Lock()
+			err := c.writableLocked()
+			if err == nil {
+				err = c.sendLocked(buf[:headerSize+n], n)
+			}
+			c.wmu.Unlock()
+			if err != nil {
 				return total, err
 			}
 			total += int64(n)

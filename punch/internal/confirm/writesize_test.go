@@ -131,3 +131,50 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	c.reads++
 	return c.r.Read(p[:min(len(p), c.max)])
 }
+
+// TestReadFromDoesNotBlockAck: the --exec pattern. Side A copies a child's
+// output into the stream with ReadFrom while the child (a pipe here) waits
+// for its input, the peer's stream, to end before it writes. A's reader
+// must acknowledge the peer's FIN meanwhile; a ReadFrom that held the
+// write lock while the source blocked would deadlock the two.
+func TestReadFromDoesNotBlockAck(t *testing.T) {
+	a, b := tcpPair(t)
+	ctx := testCtx(t)
+	ca, cb := New(a), New(b)
+	childOut, childW := io.Pipe()
+	upDone := make(chan error, 1)
+	go func() {
+		_, err := ca.ReadFrom(childOut)
+		if err == nil {
+			err = ca.CloseWrite()
+		}
+		upDone <- err
+	}()
+	go func() {
+		// The child: reads all of its input, then answers.
+		in, err := io.ReadAll(ca)
+		if err == nil {
+			_, err = childW.Write(append([]byte("got "), in...))
+		}
+		childW.CloseWithError(err)
+	}()
+	if _, err := cb.Write([]byte("request")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cb.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := io.ReadAll(cb)
+	if err != nil || string(reply) != "got request" {
+		t.Fatalf("reply %q, %v", reply, err)
+	}
+	if d, err := cb.Finish(ctx); err != nil || !d.Complete() {
+		t.Fatalf("B's Finish: %+v, %v", d, err)
+	}
+	if err := <-upDone; err != nil {
+		t.Fatalf("A's ReadFrom: %v", err)
+	}
+	if d, err := ca.Finish(ctx); err != nil || !d.Complete() {
+		t.Fatalf("A's Finish: %+v, %v", d, err)
+	}
+}
