@@ -29,7 +29,6 @@ type RelayConn struct {
 	rerr   error // sticky: io.EOF, a *RelayEndedError, ErrRelayLost, ...
 
 	wmu     sync.Mutex
-	wbuf    []byte // ReadFrom's frame buffer, header first
 	wclosed bool
 	wbroken error // a write cut a frame: the stream is unusable
 
@@ -232,25 +231,35 @@ func (c *RelayConn) Write(p []byte) (int, error) {
 // ReadFrom sends what it reads from r until r's EOF (io.Copy uses it): each
 // read of up to 256 KiB becomes one frame, written with its header in one
 // write, so a fast source makes large frames and a slow one is not held
-// back to fill them.
+// back to fill them. The write lock is held only while a frame is
+// written, not while r blocks, so WriteControl and CloseWrite from other
+// goroutines still go out.
 func (c *RelayConn) ReadFrom(r io.Reader) (int64, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.wbuf == nil {
-		c.wbuf = make([]byte, relayHeaderSize+maxRelayFrame)
-	}
+	buf := make([]byte, relayHeaderSize+maxRelayFrame)
 	var total int64
 	for {
-		if err := c.writable(); err != nil {
+		c.wmu.Lock()
+		err := c.writable()
+		c.wmu.Unlock()
+		if err != nil {
 			return total, err
 		}
-		n, rerr := r.Read(c.wbuf[relayHeaderSize:])
+		n, rerr := r.Read(buf[relayHeaderSize:])
 		if n > 0 {
-			putRelayHeader(c.wbuf, frameData, n)
-			m, err := c.tc.Write(c.wbuf[:relayHeaderSize+n])
-			if err != nil && m < relayHeaderSize+n {
-				c.wbroken = c.writeFailed(err)
-				return total + int64(max(m-relayHeaderSize, 0)), c.wbroken
+			putRelayHeader(buf, frameData, n)
+			c.wmu.Lock()
+			err := c.writable()
+			if err == nil {
+				m, werr := c.tc.Write(buf[:relayHeaderSize+n])
+				if werr != nil && m < relayHeaderSize+n {
+					c.wbroken = c.writeFailed(werr)
+					err = c.wbroken
+					total += int64(max(m-relayHeaderSize, 0))
+				}
+			}
+			c.wmu.Unlock()
+			if err != nil {
+				return total, err
 			}
 			total += int64(n)
 		}
