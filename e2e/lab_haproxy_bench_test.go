@@ -26,8 +26,8 @@ const haproxyFwdPort = 5201
 // peer A's NAT to a plain TCP sink on A, the same path the tcpunch relay's
 // two legs take. It returns the seconds from the sender's connect to the
 // sink's EOF and HAProxy's CPU-seconds (utime+stime) over that time,
-// scaled to one GiB.
-func haproxyRelay(t *testing.T, p *natlab.Pair, size int64) (seconds, cpuPerGiB float64) {
+// scaled to one GiB. pin is called with HAProxy's pid before the transfer.
+func haproxyRelay(t *testing.T, p *natlab.Pair, size int64, pin func(pid int)) (seconds, cpuPerGiB float64) {
 	t.Helper()
 	bin := requireHAProxy(t)
 	ctx := testContext(t, 10*time.Minute)
@@ -103,6 +103,7 @@ backend sink
 		}
 	}
 
+	pin(hap.Process.Pid)
 	cpu0 := procCPU(t, hap.Process.Pid)
 	began := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)

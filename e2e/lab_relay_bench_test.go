@@ -3,10 +3,12 @@
 package e2e_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/tcpunch/tcpunch/internal/natlab"
 	"github.com/tcpunch/tcpunch/rendezvous"
+	"golang.org/x/sys/unix"
 )
 
 // TestLabRelayGoodput (a benchmark, run on demand: the e2e helpers take
@@ -41,6 +44,18 @@ func TestLabRelayGoodput(b *testing.T) {
 	}
 	closeWithTest(b, p.Lab)
 	rv, srv := serveRelayIn(b, p)
+	// TCPUNCH_E2E_BENCH_PIN=1: the relaying process (tcpunch serve,
+	// HAProxy) gets CPU 1 to itself and everything else (the peers, head,
+	// the test's sender and sink) shares CPU 0, as if the relay ran on a
+	// machine of its own; both paths' peers then have the same one core.
+	pin := func(int) {}
+	if os.Getenv("TCPUNCH_E2E_BENCH_PIN") != "" {
+		pinTasks(b, os.Getpid(), 0)
+		b.Cleanup(func() { unpinTasks(b, os.Getpid()) })
+		pin = func(pid int) { pinTasks(b, pid, 1) }
+		pin(srv.cmd.Process.Pid)
+		b.Log("pinned: the relaying process on CPU 1, everything else on CPU 0")
+	}
 	type run struct {
 		name  string
 		args  []string
@@ -80,7 +95,7 @@ func TestLabRelayGoodput(b *testing.T) {
 		el, cpu := rawRelay(b, p, rv, srv.cmd.Process.Pid, size)
 		goodput["raw relay"] = size / el / (1 << 20)
 		b.Logf("%-20s 1 GiB in %.2f s: %4.0f MiB/s; server CPU %.2f s per GiB", "relay (raw legs)", el, goodput["raw relay"], cpu)
-		el, cpu = haproxyRelay(b, p, size)
+		el, cpu = haproxyRelay(b, p, size, pin)
 		goodput["haproxy"] = size / el / (1 << 20)
 		b.Logf("%-20s 1 GiB in %.2f s: %4.0f MiB/s; haproxy CPU %.2f s per GiB", "haproxy (plain)", el, goodput["haproxy"], cpu)
 	}
@@ -102,6 +117,39 @@ func TestLabRelayGoodput(b *testing.T) {
 }
 
 var relayBenchRuns int
+
+// pinTasks sets the CPU affinity of every thread of process pid to cpu
+// (threads it starts later inherit it).
+func pinTasks(tb testing.TB, pid, cpu int) {
+	var set unix.CPUSet
+	set.Set(cpu)
+	setTasks(tb, pid, &set)
+}
+
+// unpinTasks lets every thread of pid run on every CPU again.
+func unpinTasks(tb testing.TB, pid int) {
+	var set unix.CPUSet
+	for i := range runtime.NumCPU() {
+		set.Set(i)
+	}
+	setTasks(tb, pid, &set)
+}
+
+func setTasks(tb testing.TB, pid int, set *unix.CPUSet) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, task := range tasks {
+		tid, err := strconv.Atoi(task.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetaffinity(tid, set); err != nil && !errors.Is(err, unix.ESRCH) {
+			tb.Fatalf("setting the CPU affinity of thread %d of process %d: %v", tid, pid, err)
+		}
+	}
+}
 
 // exitedCPU is the user+system CPU time of an exited process and of the
 // descendants it waited for.
