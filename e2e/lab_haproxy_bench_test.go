@@ -44,11 +44,6 @@ func haproxyRelay(t *testing.T, p *natlab.Pair, size int64, pin func(pid int)) (
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	type sunk struct {
-		n   int64
-		at  time.Time
-		err error
-	}
 	got := make(chan sunk, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -57,20 +52,7 @@ func haproxyRelay(t *testing.T, p *natlab.Pair, size int64, pin func(pid int)) (
 			return
 		}
 		defer c.Close()
-		buf := make([]byte, 256<<10)
-		var n int64
-		for {
-			k, err := c.Read(buf)
-			n += int64(k)
-			if err == io.EOF {
-				got <- sunk{n: n, at: time.Now()}
-				return
-			}
-			if err != nil {
-				got <- sunk{n: n, err: err}
-				return
-			}
-		}
+		got <- sinkAll(c)
 	}()
 
 	cfg := filepath.Join(t.TempDir(), "haproxy-bench.cfg")
@@ -112,13 +94,8 @@ backend sink
 	if err != nil {
 		t.Fatalf("dialing haproxy at %v from peer B: %v", front, err)
 	}
-	buf := make([]byte, 256<<10)
-	for left := size; left > 0; {
-		k := min(left, int64(len(buf)))
-		if _, err := c.Write(buf[:k]); err != nil {
-			t.Fatalf("sending through haproxy: %v\n%s", err, hapOut.String())
-		}
-		left -= k
+	if err := blast(c, size); err != nil {
+		t.Fatalf("sending through haproxy: %v\n%s", err, hapOut.String())
 	}
 	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
 		t.Fatal(err)
@@ -135,6 +112,43 @@ backend sink
 		t.Fatalf("the sink behind haproxy got %d of %d bytes: %v", s.n, size, s.err)
 	}
 	return s.at.Sub(began).Seconds(), cpu * (1 << 30) / float64(size)
+}
+
+// sunk is what a sink loop read: how much, when it read EOF, or why not.
+type sunk struct {
+	n   int64
+	at  time.Time
+	err error
+}
+
+// sinkAll reads r in 256 KiB reads until EOF, the benches' sink loop.
+func sinkAll(r io.Reader) sunk {
+	buf := make([]byte, 256<<10)
+	var n int64
+	for {
+		k, err := r.Read(buf)
+		n += int64(k)
+		if err == io.EOF {
+			return sunk{n: n, at: time.Now()}
+		}
+		if err != nil {
+			return sunk{n: n, err: err}
+		}
+	}
+}
+
+// blast writes size zero bytes to w in 256 KiB writes, the benches'
+// sender loop.
+func blast(w io.Writer, size int64) error {
+	buf := make([]byte, 256<<10)
+	for left := size; left > 0; {
+		k := min(left, int64(len(buf)))
+		if _, err := w.Write(buf[:k]); err != nil {
+			return err
+		}
+		left -= k
+	}
+	return nil
 }
 
 // hasListener reports whether a /proc/net/tcp table has a socket in

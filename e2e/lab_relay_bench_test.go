@@ -232,37 +232,12 @@ func rawRelay(t *testing.T, p *natlab.Pair, rv string, serverPID int, size int64
 	defer legA.Close()
 	defer legB.Close()
 
-	type sunk struct {
-		n   int64
-		at  time.Time
-		err error
-	}
 	got := make(chan sunk, 1)
-	go func() {
-		buf := make([]byte, 256<<10)
-		var n int64
-		for {
-			k, err := legA.Read(buf)
-			n += int64(k)
-			if err == io.EOF {
-				got <- sunk{n: n, at: time.Now()}
-				return
-			}
-			if err != nil {
-				got <- sunk{n: n, err: err}
-				return
-			}
-		}
-	}()
+	go func() { got <- sinkAll(legA) }()
 	cpu0 := procCPU(t, serverPID)
 	began := time.Now()
-	buf := make([]byte, 256<<10)
-	for left := size; left > 0; {
-		k := min(left, int64(len(buf)))
-		if _, err := legB.Write(buf[:k]); err != nil {
-			t.Fatalf("sending through the relay: %v", err)
-		}
-		left -= k
+	if err := blast(legB, size); err != nil {
+		t.Fatalf("sending through the relay: %v", err)
 	}
 	if err := legB.CloseWrite(); err != nil {
 		t.Fatal(err)
