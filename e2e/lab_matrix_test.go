@@ -3,12 +3,16 @@
 package e2e_test
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -192,8 +196,24 @@ func runDirect(t *testing.T, c cell, i int, st *cellStats) {
 	l := start(t, in(listener), stream(lSeed, pipeSize), lOut,
 		append(append([]string{"listen", "-r", rv, "--report", "json", "--relay", "never", timeout}, verboseArgs()...), name)...)
 	l.waitStderr(`listening as`, 30*time.Second)
+	caps := wanCaptures(t, p)
 	d := start(t, in(dialer), stream(dSeed, pipeSize), dOut,
 		append(append([]string{"dial", "-r", rv, "--report", "json", "--relay", "never", timeout}, verboseArgs()...), name)...)
+	var stuck atomic.Pointer[string]
+	if c.bestEffort == "" {
+		ctx := testContext(t, runBudget)
+		taken := make(chan struct{})
+		snap := time.AfterFunc(stuckAfter, func() {
+			defer close(taken)
+			s := diagnosis(ctx, p)
+			stuck.Store(&s)
+		})
+		defer func() { // before the lab closes (a cleanup)
+			if !snap.Stop() {
+				<-taken
+			}
+		}()
+	}
 
 	code := d.wait(runBudget)
 	if code == 3 && c.bestEffort != "" {
@@ -201,6 +221,10 @@ func runDirect(t *testing.T, c cell, i int, st *cellStats) {
 		return
 	}
 	if code != 0 {
+		if s := stuck.Load(); s != nil {
+			t.Logf("after %v, while both peers still punched:\n%s", stuckAfter, *s)
+		}
+		saveCaptures(t, p, caps)
 		diagnose(t, p)
 		t.Fatalf("%s: dial in %s exit %d; stderr:\n%s", c.Name, dialer.Name(), code, d.stderr.String())
 	}
@@ -371,16 +395,21 @@ func checkMethods(t *testing.T, listener, dialer string) {
 
 // diagnose logs the routers' conntrack tables (over netlink) and, where ss
 // is installed, the peers' TCP sockets, taken right when a run failed,
-// while its processes still run.
+// while its listener still runs.
 func diagnose(t *testing.T, p *natlab.Pair) {
 	t.Helper()
-	ctx := testContext(t, 10*time.Second)
+	t.Log(diagnosis(testContext(t, 10*time.Second), p))
+}
+
+// diagnosis is what diagnose logs, as text.
+func diagnosis(ctx context.Context, p *natlab.Pair) string {
+	var b strings.Builder
 	_, ssErr := exec.LookPath("ss")
 	var routers []*natlab.Router
 	for _, h := range []*natlab.Host{p.A, p.B} {
 		if ssErr == nil {
 			out, err := h.Command(ctx, "ss", "-tano", "state", "all").CombinedOutput()
-			t.Logf("%s: ss -tano state all (err %v):\n%s", h.Name(), err, out)
+			fmt.Fprintf(&b, "%s: ss -tano state all (err %v):\n%s\n", h.Name(), err, out)
 		}
 		for r := h.Router(); r != nil; r = r.Router() {
 			if !slices.Contains(routers, r) { // a shared NAT once
@@ -390,12 +419,69 @@ func diagnose(t *testing.T, p *natlab.Pair) {
 	}
 	for _, r := range routers {
 		flows, err := r.Conntrack()
-		var b strings.Builder
+		fmt.Fprintf(&b, "%s: conntrack, TCP (err %v):\n", r.Name(), err)
 		for _, f := range flows {
 			if f.Proto == "tcp" {
 				fmt.Fprintf(&b, "  %v\n", f)
 			}
 		}
-		t.Logf("%s: conntrack, TCP (err %v):\n%s", r.Name(), err, b.String())
+	}
+	return b.String()
+}
+
+// stuckAfter is when a run of a cell that must connect has taken far
+// longer than it should (they connect in milliseconds to a few seconds):
+// the peers' sockets and the NATs' conntrack entries are taken then, while
+// both processes still hold their attempts, and logged if the run fails.
+// Taken after the dialer gave up, they would miss its sockets.
+const stuckAfter = 10 * time.Second
+
+// wanCaptures records the headers (snaplen 128) of every packet on both
+// peers' internet-facing links during a run, so that a run that fails can
+// leave the packet sequence behind: see saveCaptures. A run of the matrix
+// is a few thousand packets, so this is cheap enough to do every time.
+func wanCaptures(t *testing.T, p *natlab.Pair) []*natlab.Capture {
+	t.Helper()
+	ctx := testContext(t, runBudget+time.Minute)
+	var caps []*natlab.Capture
+	for _, h := range []*natlab.Host{p.A, p.B} {
+		capturer, ok := outermost(h).(interface {
+			Capture(context.Context, ...natlab.CaptureOption) (*natlab.Capture, error)
+		})
+		if !ok {
+			t.Fatalf("%s: cannot capture %T", h.Name(), outermost(h))
+		}
+		c, err := capturer.Capture(ctx, natlab.WithSnaplen(128), natlab.WithCaptureDuration(runBudget+time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Stop() })
+		caps = append(caps, c)
+	}
+	return caps
+}
+
+// saveCaptures writes the captures of a failed run as pcap files to
+// $TCPUNCH_E2E_ARTIFACTS (point it at a directory CI keeps), else to a directory
+// under the system's temporary one that outlives the test, and logs where.
+func saveCaptures(t *testing.T, p *natlab.Pair, caps []*natlab.Capture) {
+	t.Helper()
+	dir := os.Getenv("TCPUNCH_E2E_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "tcpunch-e2e-pcaps")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("saving the captures: %v", err)
+		return
+	}
+	name := strings.NewReplacer("/", "_", "×", "x").Replace(t.Name())
+	for i, h := range []*natlab.Host{p.A, p.B} {
+		caps[i].Stop()
+		f := filepath.Join(dir, fmt.Sprintf("%s-%s-wan.pcap", name, h.Name()))
+		if err := caps[i].WriteFile(f); err != nil {
+			t.Logf("saving the captures: %v", err)
+			continue
+		}
+		t.Logf("capture of %s's internet-facing link (%d packets): %s", h.Name(), caps[i].Packets(), f)
 	}
 }
