@@ -69,9 +69,10 @@ type pathConn struct {
 	lastRelay  time.Time  // when the last byte came from the relay
 	awaitFirst bool       // the next byte read from rd ends the read stall
 
-	wmu     sync.Mutex
-	wd      *net.TCPConn // writes go here once our marker is sent
-	wclosed bool         // CloseWrite was called
+	wmu       sync.Mutex
+	wd        *net.TCPConn // writes go here once our marker is sent
+	wclosed   bool         // CloseWrite was called
+	lastWrite time.Time    // our last frame on the relay (pathkeepalive.go)
 
 	mu          sync.Mutex
 	d           *net.TCPConn // the verified direct connection, once the upgrade has one
@@ -106,8 +107,18 @@ type pathConn struct {
 }
 
 func newPathConn(relay *rendezvous.RelayConn, role Role) *pathConn {
-	c := &pathConn{relay: relay, role: role, dready: make(chan struct{}), closing: make(chan struct{}), relayedAt: time.Now()}
+	return newPathConnKeepalive(relay, role, relayKeepalive)
+}
+
+// newPathConnKeepalive is newPathConn with KEEPALIVE frames after every of
+// silence (0: none).
+func newPathConnKeepalive(relay *rendezvous.RelayConn, role Role, every time.Duration) *pathConn {
+	now := time.Now()
+	c := &pathConn{relay: relay, role: role, dready: make(chan struct{}), closing: make(chan struct{}), relayedAt: now, lastWrite: now}
 	relay.OnControl(c.onControl)
+	if every > 0 {
+		go c.keepAlive(every)
+	}
 	return c
 }
 
@@ -421,6 +432,7 @@ func (c *pathConn) Write(p []byte) (int, error) {
 	if c.wd != nil {
 		return c.wd.Write(p)
 	}
+	c.lastWrite = time.Now()
 	return c.relay.Write(p)
 }
 

@@ -88,7 +88,9 @@ func WithRelayMaxBytes(n int64) ServerOption {
 
 // WithRelayIdleTimeout ends a relay session (END 408) when no frame crossed
 // it in either direction for d (default 5 min). The legs' TCP keepalive
-// keeps NAT mappings alive but does not count as traffic. d must be
+// keeps NAT mappings alive but does not count as traffic; the frames a
+// punch peer's path layer sends after 30 s of silence (KEEPALIVE) do, so
+// with d above that only sessions whose peers stopped end. d must be
 // positive.
 func WithRelayIdleTimeout(d time.Duration) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) {

@@ -27,7 +27,7 @@ func RelayServeFlags(envs func(string) []string) []cli.Flag {
 		&cli.Int64Flag{Name: "relay-max-bytes", EnvVars: envs("relay-max-bytes"),
 			Usage: "end a relay session after this many `BYTES`, both directions together (0: unlimited)"},
 		&cli.DurationFlag{Name: "relay-idle-timeout", Value: rendezvous.DefaultRelayIdleTimeout, EnvVars: envs("relay-idle-timeout"),
-			Usage: "end a relay session when nothing crossed it for this long"},
+			Usage: "end a relay session when nothing crossed it for this long (tcpunch peers send a keepalive frame after 30 s of silence, so an idle but live session stays)"},
 		&cli.DurationFlag{Name: "relay-max-duration", Value: rendezvous.DefaultRelayMaxDuration, EnvVars: envs("relay-max-duration"),
 			Usage: "end a relay session this long after it started (0: unlimited)"},
 	}
