@@ -14,14 +14,12 @@ import (
 	"github.com/tcpunch/tcpunch/rendezvous"
 )
 
-// pathPair is two pathConns on real relay legs through a loopback
-// rendezvous server, and a loopback TCP pair to move to.
-func pathPair(t *testing.T) (pa, pb *pathConn, da, db *net.TCPConn) {
+// relayLegs joins the two legs of one relay session at server: the
+// controlling side's and the controlled side's.
+func relayLegs(t *testing.T, server string) (la, lb *rendezvous.RelayConn) {
 	t.Helper()
-	server, _ := rendezvousAt(t, "127.0.0.1:0")
 	token := relayTokens(t, server)
 	ctx := testCtx(t)
-	var la, lb *rendezvous.RelayConn
 	var ea, eb error
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -31,6 +29,15 @@ func pathPair(t *testing.T) (pa, pb *pathConn, da, db *net.TCPConn) {
 	if ea != nil || eb != nil {
 		t.Fatalf("relay legs: %v, %v", ea, eb)
 	}
+	return la, lb
+}
+
+// pathPair is two pathConns on real relay legs through a loopback
+// rendezvous server, and a loopback TCP pair to move to.
+func pathPair(t *testing.T) (pa, pb *pathConn, da, db *net.TCPConn) {
+	t.Helper()
+	server, _ := rendezvousAt(t, "127.0.0.1:0")
+	la, lb := relayLegs(t, server)
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,19 +29,7 @@ func TestRelayKeepaliveOutlivesIdleTimeout(t *testing.T) {
 			done := make(chan struct{})
 			go func() { srv.Serve(ln); close(done) }()
 			t.Cleanup(func() { srv.Close(); <-done })
-			server := ln.Addr().String()
-			token := relayTokens(t, server)
-			ctx := testCtx(t)
-			var la, lb *rendezvous.RelayConn
-			var ea, eb error
-			var wg sync.WaitGroup
-			wg.Add(2)
-			go func() { defer wg.Done(); la, ea = rendezvous.DialRelay(ctx, server, token, rendezvous.RoleControlling) }()
-			go func() { defer wg.Done(); lb, eb = rendezvous.DialRelay(ctx, server, token, rendezvous.RoleControlled) }()
-			wg.Wait()
-			if ea != nil || eb != nil {
-				t.Fatalf("relay legs: %v, %v", ea, eb)
-			}
+			la, lb := relayLegs(t, ln.Addr().String())
 			pa := newPathConnKeepalive(la, RoleControlling, tc.every)
 			pb := newPathConnKeepalive(lb, RoleControlled, tc.every)
 			t.Cleanup(func() { pa.Close(); pb.Close() })
